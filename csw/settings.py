@@ -1,0 +1,17 @@
+"""Where runtime data lives. One configurable root (default ./data, git-ignored)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """Root of all runtime data: `CSW_DATA_DIR`, default `<project>/data`."""
+    return Path(os.environ.get("CSW_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+
+
+def seeds_dir() -> Path:
+    return PROJECT_ROOT / "dbt_project" / "seeds"
