@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from forecasting.cli import staffing_app
 from sandbox.cli import app as sandbox_app
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(staffing_app, name="staffing")
 
 
 @app.command()

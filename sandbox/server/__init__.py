@@ -1,0 +1,1 @@
+"""Simulated platform servers: one HTTP app, a module per platform."""

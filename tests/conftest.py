@@ -1,0 +1,51 @@
+"""Shared fixtures: a small simulated company and its platform servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from sandbox.config import SimConfig
+from sandbox.server.app import RunningServer
+from sandbox.server.state import SandboxState
+from sandbox.simulation import SimData, simulate
+
+# A week around Double 11 (a member day, the festival), small enough for fast tests.
+SMALL = SimConfig(seed=11, start=dt.date(2026, 11, 5), days=7, conversations_per_day=400)
+SMALL_AS_OF = pd.Timestamp("2026-11-11 16:00", tz="Asia/Shanghai").tz_convert("UTC")
+
+
+@pytest.fixture(scope="session")
+def small_config() -> SimConfig:
+    return SMALL
+
+
+@pytest.fixture(scope="session")
+def sim_data() -> SimData:
+    return simulate(SMALL)
+
+
+@pytest.fixture(scope="session")
+def as_of() -> pd.Timestamp:
+    """The default clock of the test servers: mid-afternoon on Double 11."""
+    return SMALL_AS_OF
+
+
+@pytest.fixture(scope="session")
+def _server(sim_data) -> RunningServer:
+    server = RunningServer(SandboxState(sim_data, as_of=SMALL_AS_OF)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def sandbox(_server) -> RunningServer:
+    """The running sandbox, reset for each test: no faults, clock at `as_of`, frozen."""
+    state = _server.state
+    state.faults.clear()
+    state.clock.set(SMALL_AS_OF, speed=0)
+    yield _server
+    state.faults.clear()
+    state.clock.set(SMALL_AS_OF, speed=0)
