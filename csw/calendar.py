@@ -81,9 +81,7 @@ def build_calendar(years: range = range(2025, 2028)) -> pd.DataFrame:
             cls = next((_classify_holiday(n) for n in near if n and not n.startswith("Day")), cls)
         rows.append(dict(event_date=day, kind="holiday", name=name, promo_class=cls))
     for day in sorted(d for d in getattr(cn, "weekend_workdays", set()) if d.year in years):
-        rows.append(
-            dict(event_date=day, kind="makeup_workday", name="Make-up workday", promo_class="")
-        )
+        rows.append(dict(event_date=day, kind="makeup_workday", name="Make-up workday", promo_class=""))
     for year in years:
         for promo in _FESTIVALS:
             for d in promo.days:
@@ -110,9 +108,7 @@ def build_calendar(years: range = range(2025, 2028)) -> pd.DataFrame:
                 )
             )
             saturdays = [
-                dt.date(year, month, d)
-                for d in range(1, 29)
-                if dt.date(year, month, d).weekday() == 5
+                dt.date(year, month, d) for d in range(1, 29) if dt.date(year, month, d).weekday() == 5
             ]
             for sat in (saturdays[1], saturdays[3]):
                 rows.append(

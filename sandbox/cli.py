@@ -22,7 +22,9 @@ def default_dataset_dir() -> Path:
     return data_dir() / "sandbox" / "default"
 
 
-def config_from_options(seed: int, start: str, days: int, per_day: float, channels: str, staffing: float) -> SimConfig:
+def config_from_options(
+    seed: int, start: str, days: int, per_day: float, channels: str, staffing: float
+) -> SimConfig:
     chosen = tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else CHANNELS
     unknown = sorted(set(chosen) - set(CHANNELS))
     if unknown:
@@ -46,8 +48,19 @@ def config_from_options(seed: int, start: str, days: int, per_day: float, channe
 def summary_table(data) -> Table:
     c = data["conversations"]
     m = data["messages"]
-    table = Table(title=f"Sandbox {data.config['start']} .. {data.config['end']} (seed {data.config['seed']})")
-    for col in ("channel", "conversations", "messages", "bot resolved", "abandoned", "FRT p50 s", "FRT p90 s", "rated"):
+    table = Table(
+        title=f"Sandbox {data.config['start']} .. {data.config['end']} (seed {data.config['seed']})"
+    )
+    for col in (
+        "channel",
+        "conversations",
+        "messages",
+        "bot resolved",
+        "abandoned",
+        "FRT p50 s",
+        "FRT p90 s",
+        "rated",
+    ):
         table.add_column(col, justify="right" if col != "channel" else "left")
     per_msg = m.groupby("channel", observed=True).size()
     rated = data["ratings"].groupby("channel").size()
@@ -94,4 +107,47 @@ def generate(
         print(json.dumps({"out": str(out), "config": data.config, "rows": counts}))
         return
     console.print(summary_table(data))
-    console.print(f"Wrote {len(data['conversations']):,} conversations, {len(data['messages']):,} messages to {out}")
+    console.print(
+        f"Wrote {len(data['conversations']):,} conversations, {len(data['messages']):,} messages to {out}"
+    )
+
+
+@app.command()
+def serve(
+    dataset: Path = typer.Option(
+        None, help="Data set directory (default: <data>/sandbox/default; generated if missing)."
+    ),
+    port: int = typer.Option(8765, help="Port on 127.0.0.1 (0 picks a free one)."),
+    as_of: str = typer.Option(
+        "",
+        help="Simulated clock start, e.g. '2026-11-20 15:00' (Asia/Shanghai). Default: end of the data set.",
+    ),
+    speed: float = typer.Option(0.0, help="Live mode: simulated seconds per wall second (0 = frozen clock)."),
+    faults: Path = typer.Option(None, help="YAML file: {platform: {fault: value}} (see docs/sandbox)."),
+) -> None:
+    """Serve every simulated platform's API and admin console on 127.0.0.1."""
+    import pandas as pd
+    import uvicorn
+    import yaml
+
+    from sandbox.server.app import build_app, free_port
+    from sandbox.server.faults import FaultBook
+    from sandbox.server.state import SandboxState
+    from sandbox.simulation import SimData, simulate
+
+    dataset = dataset or default_dataset_dir()
+    if (dataset / "meta.json").exists():
+        data = SimData.read(dataset)
+    else:
+        console.print(f"No data set at {dataset}; generating the default one ...")
+        data = simulate(SimConfig())
+        data.write(dataset)
+    clock = pd.Timestamp(as_of).tz_localize("Asia/Shanghai") if as_of else None
+    book = FaultBook(yaml.safe_load(faults.read_text()) if faults else None)
+    state = SandboxState(data, as_of=clock, speed=speed, faults=book)
+    port = port or free_port()
+    console.print(
+        f"Sandbox platforms on http://127.0.0.1:{port} (clock {state.now().isoformat()}, speed {speed}). "
+        f"Health: /_sandbox/health, API docs: /_sandbox/docs. Ctrl-C stops."
+    )
+    uvicorn.run(build_app(state), host="127.0.0.1", port=port, log_level="warning")

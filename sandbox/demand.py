@@ -59,10 +59,7 @@ def business_hours() -> dict[tuple[str, str], tuple[int, int]]:
         h, m = hhmm.split(":")
         return int(h) * 3600 + int(m) * 60
 
-    return {
-        (r.channel, r.day_type): (secs(r.open_time), secs(r.close_time))
-        for r in frame.itertuples()
-    }
+    return {(r.channel, r.day_type): (secs(r.open_time), secs(r.close_time)) for r in frame.itertuples()}
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,9 @@ TEAMS = {
     "sobot": "Web",
     "zendesk": "Global",
 }
-SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈")
+SURNAMES = list(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+)
 GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红鹏飞斌宇浩凯晨欣怡佳琪子涵梓轩")
 ALNUM = np.frombuffer(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)
 HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
@@ -122,7 +124,8 @@ class People:
         partner = POOL_PARTNER.get(channel)
         shared = np.array([], dtype=np.int32)
         if partner in self.pools:
-            k = int(round(min(size, self.pools[partner].size) * SHARED_AGENT_SHARE))
+            k = max(1, int(round(min(size, self.pools[partner].size) * SHARED_AGENT_SHARE)))
+            k = min(k, size - 1, self.pools[partner].size)
             shared = rng.choice(self.pools[partner], k, replace=False).astype(np.int32)
         new_n = size - shared.size
         first = len(self._agents) + 1
@@ -134,7 +137,9 @@ class People:
             )
         pool = np.concatenate([new_ids, shared])
         for aid in pool.tolist():
-            self._accounts.append({"agent_id": aid, "channel": channel, "account_id": _account_id(channel, aid)})
+            self._accounts.append(
+                {"agent_id": aid, "channel": channel, "account_id": _account_id(channel, aid)}
+            )
         self.pools[channel] = pool
         self.perms[channel] = np.stack([rng.permutation(pool.size) for _ in range(self.days + 2)])
 

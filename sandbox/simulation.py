@@ -66,10 +66,7 @@ class _Parts:
         self.text.append(np.broadcast_to(np.asarray(text, np.int32), n).copy())
 
     def frame(self) -> dict[str, np.ndarray]:
-        return {
-            k: np.concatenate(v) if v else np.array([])
-            for k, v in asdict(self).items()
-        }
+        return {k: np.concatenate(v) if v else np.array([]) for k, v in asdict(self).items()}
 
 
 def _grouped_cumsum(values: np.ndarray, group_sizes: np.ndarray) -> np.ndarray:
@@ -349,7 +346,9 @@ def _materialise(cfg, sim: ChannelSim, pre, plan, rng, people, first_id: int):
     m2 = fb > 1
     parts.add(ids[m2], sim.arrival[m2] + gaps[m2, 0], CUSTOMER, text=texts.code("customer_more"))
     m3 = fb > 2
-    parts.add(ids[m3], sim.arrival[m3] + gaps[m3, 0] + gaps[m3, 1], CUSTOMER, text=texts.code("customer_more"))
+    parts.add(
+        ids[m3], sim.arrival[m3] + gaps[m3, 0] + gaps[m3, 1], CUSTOMER, text=texts.code("customer_more")
+    )
     # 2. the bot
     bot = pre["bot"]
     parts.add(ids[bot], pre["greet_at"][bot], BOT, text=texts.code("bot_greet"))
@@ -370,7 +369,13 @@ def _materialise(cfg, sim: ChannelSim, pre, plan, rng, people, first_id: int):
     parts.add(ids[abandoned], abandon_at[abandoned], SYSTEM, CLOSE)
     # 4. service, offsets from assignment
     parts.add(ids[served], s[served], SYSTEM, ASSIGN, agent_role=1)
-    parts.add(ids[served], s[served] + plan["first_reply"][served], AGENT, agent_role=1, text=texts.code("agent_first"))
+    parts.add(
+        ids[served],
+        s[served] + plan["first_reply"][served],
+        AGENT,
+        agent_role=1,
+        text=texts.code("agent_first"),
+    )
     tc = plan["turn_conv"]
     tserved = served[tc]
     base = s[tc]
@@ -379,9 +384,16 @@ def _materialise(cfg, sim: ChannelSim, pre, plan, rng, people, first_id: int):
     sel = tserved
     parts.add(ids[tc][sel], cust_first[sel], CUSTOMER, text=texts.code("customer_turn"))
     b2 = sel & (plan["block"] > 1)
-    parts.add(ids[tc][b2], (cust_first + plan["spacing"][:, 0])[b2], CUSTOMER, text=texts.code("customer_more"))
+    parts.add(
+        ids[tc][b2], (cust_first + plan["spacing"][:, 0])[b2], CUSTOMER, text=texts.code("customer_more")
+    )
     b3 = sel & (plan["block"] > 2)
-    parts.add(ids[tc][b3], (cust_first + plan["spacing"][:, 0] + plan["spacing"][:, 1])[b3], CUSTOMER, text=texts.code("customer_more"))
+    parts.add(
+        ids[tc][b3],
+        (cust_first + plan["spacing"][:, 0] + plan["spacing"][:, 1])[b3],
+        CUSTOMER,
+        text=texts.code("customer_more"),
+    )
     reply_at = cust_first + plan["block_span"] + plan["reply_delay"]
     # transfer event just before the second agent's first reply
     tt = plan["transfer_turn"]
@@ -390,7 +402,13 @@ def _materialise(cfg, sim: ChannelSim, pre, plan, rng, people, first_id: int):
     parts.add(ids[tc][first_of_second], reply_at[first_of_second] - 1, SYSTEM, TRANSFER, agent_role=2)
     parts.add(ids[tc][sel], reply_at[sel], AGENT, agent_role=role[sel], text=texts.code("agent_reply"))
     dbl = sel & plan["double"]
-    parts.add(ids[tc][dbl], (reply_at + plan["extra"])[dbl], AGENT, agent_role=role[dbl], text=texts.code("agent_more"))
+    parts.add(
+        ids[tc][dbl],
+        (reply_at + plan["extra"])[dbl],
+        AGENT,
+        agent_role=role[dbl],
+        text=texts.code("agent_more"),
+    )
     close_at = s + plan["close"]
     parts.add(ids[served], close_at[served], SYSTEM, CLOSE)
     # 5. reopen: the same agent picks the conversation up again
@@ -398,7 +416,13 @@ def _materialise(cfg, sim: ChannelSim, pre, plan, rng, people, first_id: int):
     last_role = np.where(transfer, 2, 1).astype(np.int8)
     parts.add(ids[ro], (s + plan["reopen_at"])[ro], CUSTOMER, text=texts.code("customer_reopen"))
     parts.add(ids[ro], (s + plan["reopen_at"])[ro] + 1, SYSTEM, REOPEN, agent_role=last_role[ro])
-    parts.add(ids[ro], (s + plan["reopen_reply"])[ro], AGENT, agent_role=last_role[ro], text=texts.code("agent_reply"))
+    parts.add(
+        ids[ro],
+        (s + plan["reopen_reply"])[ro],
+        AGENT,
+        agent_role=last_role[ro],
+        text=texts.code("agent_reply"),
+    )
     parts.add(ids[ro], (s + plan["reopen_close"])[ro], SYSTEM, CLOSE)
 
     frame = parts.frame()
@@ -414,7 +438,9 @@ def _materialise(cfg, sim: ChannelSim, pre, plan, rng, people, first_id: int):
 
     first_resp = np.where(served, s + plan["first_reply"], np.nan)
     last_first_agent = _last_first_agent_message(plan, s, transfer)
-    first_close = np.where(served, close_at, np.where(abandoned, abandon_at, np.where(defl, bot_close, np.nan)))
+    first_close = np.where(
+        served, close_at, np.where(abandoned, abandon_at, np.where(defl, bot_close, np.nan))
+    )
     final_close = np.where(served & plan["reopen"], s + plan["reopen_close"], first_close)
     conv = pd.DataFrame(
         {

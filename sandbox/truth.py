@@ -69,7 +69,15 @@ def response_blocks(messages: pd.DataFrame, conversations: pd.DataFrame) -> pd.D
     blocks["measured_from"] = eff
     blocks["response_s"] = (blocks["replied_at"] - eff).dt.total_seconds()
     return blocks[
-        ["conversation_id", "block_no", "block_start_at", "measured_from", "replied_at", "replied_by", "response_s"]
+        [
+            "conversation_id",
+            "block_no",
+            "block_start_at",
+            "measured_from",
+            "replied_at",
+            "replied_by",
+            "response_s",
+        ]
     ]
 
 
@@ -98,9 +106,12 @@ def conversations_at(data: SimData, as_of) -> pd.DataFrame:
     last_ev = ev.groupby("conversation_id")["event"].last()
     status = c["conversation_id"].map(last_ev).astype(object)
     c["status"] = np.where(status == "close", "closed", "open")
-    c["reopen_count"] = c["conversation_id"].map(
-        ev[ev["event"] == "reopen"].groupby("conversation_id").size()
-    ).fillna(0).astype(int)
+    c["reopen_count"] = (
+        c["conversation_id"]
+        .map(ev[ev["event"] == "reopen"].groupby("conversation_id").size())
+        .fillna(0)
+        .astype(int)
+    )
     c["closed_at"] = c["closed_at"].where(c["status"] == "closed")
     c.loc[c["status"] == "closed", "closed_at"] = c["conversation_id"].map(
         ev[ev["event"] == "close"].groupby("conversation_id")["sent_at"].max()

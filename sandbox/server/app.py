@@ -29,7 +29,11 @@ CONSOLE_ONLY = ("douyin", "pinduoduo")
 
 
 def build_app(state: SandboxState) -> FastAPI:
-    app = FastAPI(title="cs-warehouse sandbox platforms", docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json")
+    app = FastAPI(
+        title="cs-warehouse sandbox platforms",
+        docs_url="/_sandbox/docs",
+        openapi_url="/_sandbox/openapi.json",
+    )
     app.state.sandbox = state
     served = []
     for platform in API_PLATFORMS:
@@ -99,7 +103,9 @@ class RunningServer:
         self.state = state
         self.port = port or free_port()
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(build_app(state), host=host, port=self.port, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            build_app(state), host=host, port=self.port, log_level="warning", access_log=False
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="sandbox-server", daemon=True)
 

@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
+import numpy as np
+import pandas as pd
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -150,7 +152,9 @@ class FaultBook:
             }
 
 
-def gate(state, platform: str, request: Request, errors: PlatformErrors, data_request: bool = True) -> Response | None:
+def gate(
+    state, platform: str, request: Request, errors: PlatformErrors, data_request: bool = True
+) -> Response | None:
     """Run before a platform handler: returns the fault response to send, or None.
 
     Token expiry mid-sync is applied here too: tokens are revoked and the handler's own
@@ -184,10 +188,8 @@ def gate(state, platform: str, request: Request, errors: PlatformErrors, data_re
 
 
 # -- record-level faults: platforms call these on the rows of a page ----------------------
-def _hit(ids, share: float) -> "np.ndarray":
+def _hit(ids, share: float) -> np.ndarray:
     """A deterministic pseudo-random share of rows, chosen by id (stable across calls)."""
-    import numpy as np
-
     h = (np.asarray(ids, dtype=np.int64) * 2654435761) % 1000
     return h < int(share * 1000)
 
@@ -195,8 +197,6 @@ def _hit(ids, share: float) -> "np.ndarray":
 def apply_late(state, platform: str, frame, id_col: str, time_col: str, share: float = 0.1):
     """With `late_updates`, a share of recent rows is not visible yet: they show up
     `late_by_s` after they happened, so only a re-read of a past window finds them."""
-    import pandas as pd
-
     cfg = state.faults.get(platform)
     if not cfg.late_updates or frame.empty:
         return frame

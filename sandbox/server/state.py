@@ -22,7 +22,11 @@ from sandbox.truth import HIDES_BOT_MESSAGES, as_utc, visible_cutoff
 DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
     "wecom": {"corpid": "wwsandboxcorp", "corpsecret": "sandbox-wecom-secret", "open_kfid": "wkSANDBOXKF01"},
     "wechat_oa": {"appid": "wxsandboxappid", "secret": "sandbox-wechat-secret"},
-    "taobao": {"app_key": "12345678", "app_secret": "sandbox-taobao-secret", "session": "sandbox-taobao-session"},
+    "taobao": {
+        "app_key": "12345678",
+        "app_secret": "sandbox-taobao-secret",
+        "session": "sandbox-taobao-session",
+    },
     "jd": {"app_key": "JDSANDBOXKEY", "app_secret": "sandbox-jd-secret", "access_token": "sandbox-jd-token"},
     "meiqia": {"app_id": "mq-sandbox-app", "secret": "sandbox-meiqia-secret"},
     "sobot": {"appid": "sobotsandboxappid", "app_key": "sandbox-sobot-key"},
@@ -182,11 +186,15 @@ class SandboxState:
             frame[col] = frame[col].where(frame[col] <= now)
         closed = frame["closed_at"] <= now
         first_closed = frame["first_closed_at"] <= now
-        frame["status"] = np.where(closed, "closed", np.where(first_closed & (frame["reopen_count"] > 0), "reopened", "open"))
+        frame["status"] = np.where(
+            closed, "closed", np.where(first_closed & (frame["reopen_count"] > 0), "reopened", "open")
+        )
         # a reopened conversation that is open again shows the first close until it closes again
         frame["closed_at"] = frame["closed_at"].where(closed, frame["first_closed_at"].where(first_closed))
         frame["first_closed_at"] = frame["first_closed_at"].where(first_closed)
-        frame["updated_at"] = frame[["started_at", "closed_at", "assigned_at", "first_response_at"]].max(axis=1)
+        frame["updated_at"] = frame[["started_at", "closed_at", "assigned_at", "first_response_at"]].max(
+            axis=1
+        )
         return frame
 
     def agent_status(self, channel: str, start=None, end=None) -> pd.DataFrame:
@@ -208,11 +216,7 @@ class SandboxState:
         now = self.now()
         conv = self.data["conversations"]
         c = conv[conv["channel"] == channel]
-        waiting = (
-            (c["queue_start_at"] <= now)
-            & ~(c["assigned_at"] <= now)
-            & ~(c["abandon_at"] <= now)
-        )
+        waiting = (c["queue_start_at"] <= now) & ~(c["assigned_at"] <= now) & ~(c["abandon_at"] <= now)
         st = self.data["agent_status"]
         st = st[st["channel"] == channel]
         online = (st["started_at"] <= now) & (st["ended_at"] > now)
