@@ -1,0 +1,1 @@
+"""Connector core: one HTTP session, authenticators, stream declarations, landing, loader."""

@@ -1,0 +1,251 @@
+"""Extraction: resume each stream from its newest landed manifest, fetch, land batches.
+
+Cursor rules (DESIGN §6):
+- server cursor: stored exactly as received; the next run resumes from it;
+- time window: resume from the last window's end minus the stream's look-back (late
+  updates), in chunks no longer than the API allows, up to `until` (the Airflow data
+  interval end, or now); the boundary is inclusive and records are de-duplicated on key;
+- snapshot: the whole list each run;
+- a page cap (`max_pages`) stops a run early; the next run restarts from the bookmark.
+
+When the API is unavailable (switched off, forbidden, or failing after every retry) and
+the platform has a console scraper, the same window is fetched by the scraper; the batch
+is marked `source=scrape` and an event says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from connectors.core.http import ApiUnavailable
+from connectors.core.landing import latest_manifest, write_batch
+from connectors.core.streams import Page, Stream, StreamEvents, Window
+
+log = logging.getLogger("connectors.runner")
+
+
+class PlatformConnector:
+    """Base of platform modules' connectors. Subclasses set `name`, `streams` and
+    implement `fetch(stream, cursor, window)` yielding `Page`s."""
+
+    name: str = ""
+    streams: dict[str, Stream] = {}
+
+    def __init__(self, config):
+        self.config = config
+
+    def fetch(self, stream: Stream, cursor: Any, window: Window) -> Iterator[Page]:
+        raise NotImplementedError
+
+    def scraper(self):
+        """The console scraper of this platform, or None."""
+        return None
+
+
+@dataclass
+class ExtractResult:
+    platform: str
+    stream: str
+    batches: int = 0
+    rows: int = 0
+    source: str = "api"
+    cursor_after: Any = None
+    events: list[dict] = field(default_factory=list)
+    pages: int = 0
+
+
+def record_key(record: dict, fields: tuple[str, ...]) -> str | None:
+    parts = []
+    for f in fields:
+        value: Any = record
+        for part in f.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            return None
+        parts.append(str(value))
+    return "|".join(parts)
+
+
+def dedupe(records: list[dict], stream: Stream) -> list[dict]:
+    """Keep the last copy of each key (a later copy is the newer version); records with
+    no key are kept so that the loader quarantines them with a reason."""
+    seen: dict[str, int] = {}
+    out: list[dict] = []
+    for r in records:
+        key = record_key(r, stream.primary_key)
+        if key is None:
+            out.append(r)
+        elif key in seen:
+            out[seen[key]] = r
+        else:
+            seen[key] = len(out)
+            out.append(r)
+    return out
+
+
+def _ts(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def plan_windows(stream: Stream, since: pd.Timestamp, until: pd.Timestamp) -> list[Window]:
+    out = []
+    start = since
+    while start < until:
+        end = min(start + pd.Timedelta(stream.max_window), until)
+        out.append(Window(start, end))
+        start = end
+    return out
+
+
+def extract(
+    connector: PlatformConnector,
+    stream: Stream,
+    until,
+    since=None,
+    initial_history: dt.timedelta = dt.timedelta(days=7),
+    max_pages: int | None = None,
+    on_page: Callable[[int], None] | None = None,
+) -> ExtractResult:
+    """Extract one stream up to `until` and land its batches."""
+    until = _ts(until)
+    result = ExtractResult(connector.name, stream.name)
+    latest = latest_manifest(connector.name, stream.name)
+    events = StreamEvents()
+    if stream.cursor == "time_window":
+        if since is not None:
+            start = _ts(since)
+        elif latest and latest.window:
+            start = _ts(latest.window["until"]) - pd.Timedelta(stream.lookback)
+        else:
+            start = until - pd.Timedelta(initial_history)
+        if stream.retention is not None and start < until - pd.Timedelta(stream.retention):
+            events.add(
+                "cursor_beyond_retention",
+                "warning",
+                f"{connector.name}.{stream.name}: resuming from {start:%Y-%m-%d %H:%M} but the API keeps only "
+                f"{stream.retention}; older data must come from the console export (backfill)",
+            )
+            start = until - pd.Timedelta(stream.retention)
+        for window in plan_windows(stream, start, until):
+            if max_pages is not None and result.pages >= max_pages:
+                break
+            records, source = _fetch_window(connector, stream, None, window, events, result, on_page)
+            _land(
+                connector,
+                stream,
+                records,
+                source,
+                latest.cursor_after if latest else None,
+                window.until.isoformat(),
+                window,
+                events,
+                result,
+            )
+            events = StreamEvents()
+        return result
+    # server cursor and snapshot streams
+    cursor = latest.cursor_after if (latest and stream.cursor == "server_cursor") else None
+    if since is not None and stream.cursor == "server_cursor":
+        cursor = None
+    window = Window(_ts(since) if since is not None else until - pd.Timedelta(initial_history), until)
+    if stream.retention is not None and latest is not None and stream.cursor == "server_cursor":
+        age = until - _ts(latest.created_at)
+        if age > pd.Timedelta(stream.retention) * 0.8:
+            events.add(
+                "cursor_near_retention",
+                "warning",
+                f"{connector.name}.{stream.name}: last sync was {age} ago, close to the API's "
+                f"{stream.retention} retention; run ingest more often or backfill from the console",
+            )
+    if stream.cursor == "snapshot":
+        records, source = _fetch_window(connector, stream, None, window, events, result, on_page)
+        _land(connector, stream, records, source, None, None, window, events, result)
+        return result
+    try:
+        for page in connector.fetch(stream, cursor, window):
+            result.pages += 1
+            if on_page:
+                on_page(len(page.records))
+            _land(
+                connector,
+                stream,
+                page.records,
+                page.source,
+                cursor,
+                page.cursor_after,
+                window,
+                events,
+                result,
+            )
+            events = StreamEvents()
+            cursor = page.cursor_after
+            if page.done or (max_pages is not None and result.pages >= max_pages):
+                break
+    except ApiUnavailable as exc:
+        scraper = connector.scraper()
+        if scraper is None:
+            raise
+        events.add(
+            "fallback_used",
+            "warning",
+            f"{connector.name}.{stream.name}: API unavailable ({exc}); read the console instead",
+        )
+        records = [r for p in scraper.fetch(stream, window) for r in p.records]
+        _land(connector, stream, records, "scrape", cursor, cursor, window, events, result)
+    return result
+
+
+def _fetch_window(connector, stream, cursor, window, events, result, on_page) -> tuple[list[dict], str]:
+    records: list[dict] = []
+    try:
+        for page in connector.fetch(stream, cursor, window):
+            result.pages += 1
+            records.extend(page.records)
+            if on_page:
+                on_page(len(page.records))
+            if page.done:
+                break
+        return records, "api"
+    except ApiUnavailable as exc:
+        scraper = connector.scraper()
+        if scraper is None:
+            raise
+        events.add(
+            "fallback_used",
+            "warning",
+            f"{connector.name}.{stream.name}: API unavailable ({exc}); window "
+            f"{window.since:%Y-%m-%d %H:%M}..{window.until:%Y-%m-%d %H:%M} read from the console instead",
+        )
+        log.warning("%s.%s: falling back to the console scraper: %s", connector.name, stream.name, exc)
+        records = []
+        for page in scraper.fetch(stream, window):
+            result.pages += 1
+            records.extend(page.records)
+        return records, "scrape"
+
+
+def _land(connector, stream, records, source, cursor_before, cursor_after, window, events, result) -> None:
+    records = dedupe(records, stream)
+    manifest = write_batch(
+        connector.name,
+        stream.name,
+        records,
+        source=source,
+        cursor_before=cursor_before,
+        cursor_after=cursor_after,
+        window=window.as_dict() if window else None,
+        events=events.items,
+    )
+    result.batches += 1
+    result.rows += manifest.row_count
+    result.cursor_after = cursor_after
+    result.events.extend(events.items)
+    if source == "scrape":
+        result.source = "scrape"

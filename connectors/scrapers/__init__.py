@@ -1,0 +1,1 @@
+"""RPA-style scrapers of the platforms' admin consoles."""
