@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from connectors.cli import ingest_app, quarantine_app
 from forecasting.cli import staffing_app
 from sandbox.cli import app as sandbox_app
 
@@ -18,6 +19,8 @@ app = typer.Typer(
 )
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(staffing_app, name="staffing")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(quarantine_app, name="quarantine")
 
 
 @app.command()

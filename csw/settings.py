@@ -15,3 +15,8 @@ def data_dir() -> Path:
 
 def seeds_dir() -> Path:
     return PROJECT_ROOT / "dbt_project" / "seeds"
+
+
+def warehouse_path() -> Path:
+    """The DuckDB file the pipeline writes (`CSW_WAREHOUSE`, default <data>/warehouse/warehouse.duckdb)."""
+    return Path(os.environ.get("CSW_WAREHOUSE", data_dir() / "warehouse" / "warehouse.duckdb")).resolve()

@@ -1,0 +1,234 @@
+"""`csw ingest` and `csw quarantine`: extract, land and load from the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connectors.core.config import ConfigError, load_config, sandbox_overrides
+from connectors.core.http import ConnectorError, install_redaction
+from connectors.core.loader import Loader
+from connectors.core.runner import extract
+from connectors.platforms import all_streams, available, connector_class
+from csw.settings import warehouse_path
+
+console = Console(stderr=True)
+ingest_app = typer.Typer(help="Extract from the platforms, land batches, load DuckDB raw.")
+quarantine_app = typer.Typer(help="List and release quarantined batches and records.", no_args_is_help=True)
+
+
+def parse_time(value: str | None) -> pd.Timestamp | None:
+    """ISO time; without a zone it is Asia/Shanghai (the platforms' local time)."""
+    if not value:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{value!r} is not a time like '2026-11-20 15:00' or 2026-11-20T07:00Z"
+        ) from exc
+    return ts.tz_localize("Asia/Shanghai").tz_convert("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
+    install_redaction()
+
+
+def run_ingest(
+    platforms: list[str] | None,
+    stream: str | None,
+    since: pd.Timestamp | None,
+    until: pd.Timestamp,
+    sandbox_url: str | None,
+    max_pages: int | None = None,
+    load: bool = True,
+    show_progress: bool = True,
+) -> dict:
+    """Extract the chosen streams, then load everything pending. Returns a summary."""
+    overrides = sandbox_overrides(sandbox_url) if sandbox_url else None
+    config = load_config(overrides=overrides)
+    chosen = platforms or [p for p in available() if p in config]
+    extracted, failures = [], []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress,
+        transient=True,
+    ) as progress:
+        for platform in chosen:
+            if platform not in config:
+                failures.append(
+                    {"platform": platform, "stream": "*", "error": f"no configuration for {platform}"}
+                )
+                continue
+            try:
+                connector = connector_class(platform)(config[platform])
+            except (ConfigError, KeyError) as exc:
+                failures.append({"platform": platform, "stream": "*", "error": str(exc)})
+                continue
+            for name, st in connector.streams.items():
+                if stream and name != stream:
+                    continue
+                task = progress.add_task(f"{platform}.{name}", total=None)
+                try:
+                    res = extract(
+                        connector,
+                        st,
+                        until=until,
+                        since=since,
+                        max_pages=max_pages,
+                        on_page=lambda n, t=task: progress.advance(t, n),
+                    )
+                    extracted.append(res)
+                except ConnectorError as exc:
+                    failures.append({"platform": platform, "stream": name, "error": str(exc)})
+                progress.update(task, total=progress.tasks[task].completed)
+        load_result = None
+        if load:
+            with Loader(warehouse_path(), all_streams()) as loader:
+                pending = loader.pending()
+                task = progress.add_task("loading batches", total=len(pending))
+                load_result = loader.load_pending(progress=lambda _m: progress.advance(task))
+    return {
+        "until": until.isoformat(),
+        "extracted": [asdict(r) for r in extracted],
+        "loaded": asdict(load_result) if load_result else None,
+        "failures": failures,
+        "warehouse": str(warehouse_path()),
+    }
+
+
+def _summary_table(summary: dict) -> Table:
+    table = Table(title=f"Ingest up to {summary['until']}")
+    for col in ("stream", "landed rows", "batches", "source", "loaded", "duplicates", "quarantined"):
+        table.add_column(col, justify="left" if col in ("stream", "source") else "right")
+    loaded = (summary.get("loaded") or {}).get("per_stream", {})
+    for r in summary["extracted"]:
+        key = f"{r['platform']}.{r['stream']}"
+        ld = loaded.get(key, {})
+        table.add_row(
+            key,
+            f"{r['rows']:,}",
+            str(r["batches"]),
+            r["source"] if r["source"] == "api" else f"[yellow]{r['source']}[/]",
+            f"{ld.get('rows', 0):,}",
+            f"{ld.get('duplicates', 0):,}",
+            f"[red]{ld.get('quarantined', 0)}[/]" if ld.get("quarantined") else "0",
+        )
+    for f in summary["failures"]:
+        table.add_row(f"{f['platform']}.{f['stream']}", "[red]failed[/]", "", "", "", "", "")
+    return table
+
+
+@ingest_app.callback(invoke_without_command=True)
+def ingest(
+    platform: list[str] = typer.Option(
+        None, "--platform", "-p", help="Platform(s) to ingest (default: all configured)."
+    ),
+    stream: str = typer.Option(None, help="Only this stream (e.g. messages)."),
+    since: str = typer.Option(
+        None, help="Re-read from this time (backfill); default: resume from the last batch."
+    ),
+    until: str = typer.Option(None, help="Up to this time (default: now). Naive times are Asia/Shanghai."),
+    sandbox: str = typer.Option(
+        None, envvar="CSW_SANDBOX_URL", help="Base URL of the sandbox platforms (sets every account to it)."
+    ),
+    max_pages: int = typer.Option(None, help="Stop each stream after this many pages (resume next run)."),
+    no_load: bool = typer.Option(False, "--no-load", help="Only extract and land; do not load DuckDB."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each retry and fallback."),
+) -> None:
+    """Extract every configured platform's streams, land batches and load DuckDB raw."""
+    _setup_logging(verbose)
+    try:
+        summary = run_ingest(
+            platform,
+            stream,
+            parse_time(since),
+            parse_time(until) or pd.Timestamp.now(tz="UTC"),
+            sandbox,
+            max_pages,
+            load=not no_load,
+            show_progress=not as_json and sys.stderr.isatty(),
+        )
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(summary, default=str))
+    else:
+        console.print(_summary_table(summary))
+        for f in summary["failures"]:
+            console.print(f"[red]{f['platform']}.{f['stream']} failed:[/] {f['error']}")
+        if summary["loaded"]:
+            ld = summary["loaded"]
+            console.print(
+                f"Loaded {ld['rows']:,} new rows in {ld['batches']} batches into {summary['warehouse']}"
+                + (
+                    f"; {ld['quarantined_rows']} records quarantined (`csw quarantine list`)"
+                    if ld["quarantined_rows"]
+                    else ""
+                )
+                + (
+                    f"; {len(ld['quarantined_batches'])} batches quarantined"
+                    if ld["quarantined_batches"]
+                    else ""
+                )
+            )
+    if summary["failures"]:
+        raise typer.Exit(1)
+
+
+@quarantine_app.command("list")
+def quarantine_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Quarantined batches (whole) and records (with the reason), oldest first."""
+    from connectors.core.quarantine import entries
+
+    if not os.path.exists(warehouse_path()):
+        console.print("No warehouse yet: nothing loaded, nothing quarantined.")
+        return
+    with Loader(warehouse_path(), all_streams()) as loader:
+        items = entries(loader)
+    if as_json:
+        print(json.dumps([asdict(e) for e in items]))
+        return
+    table = Table(title="Quarantine")
+    for col in ("grain", "batch", "stream", "rows", "reason"):
+        table.add_column(col)
+    for e in items:
+        table.add_row(e.grain, e.batch_id, f"{e.platform}.{e.stream}", str(e.rows), e.reason)
+    console.print(table if items else "Nothing is quarantined.")
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    batch_id: str = typer.Argument(..., help="Batch id from `csw quarantine list`."),
+) -> None:
+    """Put a quarantined batch back in landing, or re-check a batch's quarantined records."""
+    from connectors.core.quarantine import release
+
+    with Loader(warehouse_path(), all_streams()) as loader:
+        try:
+            out = release(loader, batch_id)
+        except KeyError as exc:
+            console.print(f"[red]{exc.args[0]}[/]")
+            raise typer.Exit(1) from exc
+        if out["grain"] == "batch":
+            loaded = loader.load_pending()
+            out["loaded_rows"] = loaded.rows
+            out["quarantined_again"] = loaded.quarantined_batches
+    console.print(out)

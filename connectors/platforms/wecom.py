@@ -1,0 +1,137 @@
+"""WeCom 微信客服 connector.
+
+Docs: https://developer.work.weixin.qq.com/document/path/94670 (kf/sync_msg),
+https://developer.work.weixin.qq.com/document/path/91039 (gettoken),
+https://developer.work.weixin.qq.com/document/path/94645 (kf/servicer/list),
+https://developer.work.weixin.qq.com/document/path/90313 (error codes).
+
+- Auth: `gettoken?corpid&corpsecret` -> access_token (7200 s), sent as `?access_token=`;
+  errcode 42001/40014/41001 -> refresh once.
+- messages: `kf/sync_msg` with the server cursor (`next_cursor`, stored exactly as
+  received), `limit` 1000, until `has_more` = 0. origin 3 customer, 4 system event,
+  5 servicer. Only 3 days are kept and API-sent (bot) messages are never returned; older
+  history comes once from the console export (backfill). No conversation ids: the
+  warehouse sessionises (DESIGN §7).
+- servicers: `kf/servicer/list` snapshot (status 0 on shift, 1 off) = agent status;
+  each record gets `polled_at` (unix s) because the API gives no time.
+- Errors are HTTP 200 + errcode: 45009 rate limit and 45033 concurrency are retried;
+  48002 (API forbidden) and 60011 (no privilege) mean unavailable -> console fallback.
+
+Settings: `base_url`, `corpid`, `corpsecret`, `open_kfid`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import requests
+
+from connectors.core.auth import AccessTokenAuth
+from connectors.core.http import Classified, ConnectorError, FatalApiError, HttpClient, Verdict
+from connectors.core.runner import PlatformConnector
+from connectors.core.streams import Page, Stream, Window
+
+DOC = "https://developer.work.weixin.qq.com/document/path/94670"
+TOKEN_ERRORS = {40014, 41001, 42001}
+RETRY_ERRORS = {-1, 45009, 45033}
+UNAVAILABLE_ERRORS = {48001, 48002, 60011, 60020}
+
+STREAMS = {
+    "messages": Stream(
+        platform="wecom",
+        name="messages",
+        primary_key=("msgid",),
+        time_field="send_time",
+        time_format="unix_s",
+        cursor="server_cursor",
+        doc=DOC,
+        freshness="real_time",
+        retention=dt.timedelta(days=3),
+        required=("origin",),
+        description="Messages and session events of the customer-service accounts (kf/sync_msg).",
+    ),
+    "servicers": Stream(
+        platform="wecom",
+        name="servicers",
+        primary_key=("userid", "polled_at"),
+        time_field="polled_at",
+        time_format="unix_s",
+        cursor="snapshot",
+        doc="https://developer.work.weixin.qq.com/document/path/94645",
+        freshness="real_time",
+        description="Agent (servicer) status snapshots: 0 on shift, 1 stopped.",
+    ),
+}
+
+
+def classify(response: requests.Response) -> Classified:
+    if response.status_code == 429 or response.status_code >= 500:
+        return Classified(Verdict.RETRY, f"HTTP {response.status_code}")
+    if response.status_code >= 400:
+        return Classified(Verdict.FATAL, f"HTTP {response.status_code}")
+    try:
+        code = int(response.json().get("errcode", 0))
+    except ValueError:
+        return Classified(Verdict.RETRY, "body is not JSON")
+    if code == 0:
+        return Classified(Verdict.OK)
+    reason = f"errcode {code}"
+    if code in TOKEN_ERRORS:
+        return Classified(Verdict.TOKEN_EXPIRED, reason)
+    if code in RETRY_ERRORS:
+        return Classified(Verdict.RETRY, reason, 1.0 if code == 45009 else None)
+    if code in UNAVAILABLE_ERRORS:
+        return Classified(Verdict.UNAVAILABLE, reason)
+    return Classified(Verdict.FATAL, reason)
+
+
+class Connector(PlatformConnector):
+    name = "wecom"
+    streams = STREAMS
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.base = config.base_url
+        corpid, secret = config.require("corpid"), config.require("corpsecret")
+        self.open_kfid = config.require("open_kfid")
+
+        token_http = HttpClient("wecom", None, classify)
+
+        def fetch_token(_session: requests.Session) -> tuple[str, float]:
+            try:
+                body = token_http.json(
+                    "GET", f"{self.base}/cgi-bin/gettoken", params={"corpid": corpid, "corpsecret": secret}
+                )
+            except FatalApiError as exc:
+                raise ConnectorError(
+                    f"wecom: gettoken refused ({exc}); check corpid and the customer-service app's "
+                    "secret (corpsecret) in the connector config"
+                ) from exc
+            return body["access_token"], float(body.get("expires_in", 7200))
+
+        self.http = HttpClient("wecom", AccessTokenAuth(fetch_token), classify)
+
+    def fetch(self, stream: Stream, cursor, window: Window) -> Iterator[Page]:
+        if stream.name == "messages":
+            yield from self._messages(cursor)
+        elif stream.name == "servicers":
+            body = self.http.json(
+                "GET", f"{self.base}/cgi-bin/kf/servicer/list", params={"open_kfid": self.open_kfid}
+            )
+            polled = int(window.until.timestamp())
+            yield Page([{**r, "polled_at": polled} for r in body.get("servicer_list", [])], None, done=True)
+        else:
+            raise KeyError(stream.name)
+
+    def _messages(self, cursor) -> Iterator[Page]:
+        while True:
+            payload = {"limit": 1000, "open_kfid": self.open_kfid}
+            if cursor:
+                payload["cursor"] = cursor
+            body = self.http.json("POST", f"{self.base}/cgi-bin/kf/sync_msg", json=payload)
+            cursor = body.get("next_cursor") or cursor
+            done = not body.get("has_more")
+            yield Page(body.get("msg_list", []), cursor, done=done)
+            if done:
+                return
