@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from connectors.core.http import ApiUnavailable
+from connectors.core.http import ApiUnavailable, RetryPolicy
 from connectors.core.landing import latest_manifest, write_batch
 from connectors.core.streams import Page, Stream, StreamEvents, Window
 
@@ -39,6 +39,15 @@ class PlatformConnector:
 
     def __init__(self, config):
         self.config = config
+        self.policy = RetryPolicy(
+            attempts=int(config.get("retry_attempts", 8)),
+            read_timeout_s=float(config.get("read_timeout_s", 20)),
+            connect_timeout_s=float(config.get("connect_timeout_s", 5)),
+        )
+
+    def page_size(self, maximum: int) -> int:
+        """Records per request: the API's maximum unless `page_size` is configured lower."""
+        return max(1, min(int(self.config.get("page_size", maximum)), maximum))
 
     def fetch(self, stream: Stream, cursor: Any, window: Window) -> Iterator[Page]:
         raise NotImplementedError

@@ -96,7 +96,7 @@ class Connector(PlatformConnector):
         corpid, secret = config.require("corpid"), config.require("corpsecret")
         self.open_kfid = config.require("open_kfid")
 
-        token_http = HttpClient("wecom", None, classify)
+        token_http = HttpClient("wecom", None, classify, self.policy)
 
         def fetch_token(_session: requests.Session) -> tuple[str, float]:
             try:
@@ -110,7 +110,7 @@ class Connector(PlatformConnector):
                 ) from exc
             return body["access_token"], float(body.get("expires_in", 7200))
 
-        self.http = HttpClient("wecom", AccessTokenAuth(fetch_token), classify)
+        self.http = HttpClient("wecom", AccessTokenAuth(fetch_token), classify, self.policy)
 
     def fetch(self, stream: Stream, cursor, window: Window) -> Iterator[Page]:
         if stream.name == "messages":
@@ -126,7 +126,7 @@ class Connector(PlatformConnector):
 
     def _messages(self, cursor) -> Iterator[Page]:
         while True:
-            payload = {"limit": 1000, "open_kfid": self.open_kfid}
+            payload = {"limit": self.page_size(1000), "open_kfid": self.open_kfid}
             if cursor:
                 payload["cursor"] = cursor
             body = self.http.json("POST", f"{self.base}/cgi-bin/kf/sync_msg", json=payload)
