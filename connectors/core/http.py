@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
 import requests
 from tenacity import (
     RetryCallState,
@@ -149,6 +150,15 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+def parsed_json(response: requests.Response):
+    """The response body as JSON, parsed once (classifiers and callers share it)."""
+    cached = getattr(response, "_csw_json", None)
+    if cached is None:
+        cached = orjson.loads(response.content)
+        response._csw_json = cached
+    return cached
+
+
 class HttpClient:
     """`client.request(method, url, ...)` with retries, token refresh and redaction.
 
@@ -242,7 +252,7 @@ class HttpClient:
     def json(self, method: str, url: str, **kwargs) -> dict:
         response = self.request(method, url, **kwargs)
         try:
-            return response.json()
+            return parsed_json(response)
         except ValueError as exc:
             raise FatalApiError(
                 f"{self.platform}: expected JSON from {redact(url)}, got {response.headers.get('content-type')}"

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from csw.settings import data_dir
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -87,8 +89,8 @@ def write_batch(
     directory = (root or landing_root()) / platform / stream
     directory.mkdir(parents=True, exist_ok=True)
     batch_id = new_batch_id()
-    body = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
-    payload = gzip.compress(body.encode("utf-8"), compresslevel=5, mtime=0)
+    body = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    payload = gzip.compress(body, compresslevel=1, mtime=0)
     manifest = Manifest(
         platform=platform,
         stream=stream,
@@ -134,8 +136,7 @@ def read_records(directory: Path, manifest: Manifest) -> list[dict]:
     payload = path.read_bytes()
     if hashlib.sha256(payload).hexdigest() != manifest.sha256:
         raise ValueError(f"checksum mismatch for {path.name}: the file changed after landing")
-    lines = gzip.decompress(payload).decode("utf-8").splitlines()
-    return [json.loads(line) for line in lines if line]
+    return [orjson.loads(line) for line in gzip.decompress(payload).splitlines() if line]
 
 
 def sweep_temp_files(root: Path | None = None) -> int:

@@ -21,6 +21,8 @@ Parsing is done by DuckDB over the gzip file (`read_ndjson_objects`): no Python 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import hashlib
 import json
 import logging
 import shutil
@@ -37,7 +39,6 @@ from connectors.core.landing import (
     landing_root,
     manifests,
     quarantine_root,
-    read_records,
 )
 from connectors.core.streams import Stream
 
@@ -67,11 +68,12 @@ create table if not exists ops.events (
 );
 """
 
+# No primary key: the loader's anti-join on (_record_key, _record_hash) keeps rows unique
+# (one writer), and an index would cost more than the whole load.
 RAW_COLUMNS = """
     _record_key varchar not null, _record_hash varchar not null, _record_time timestamptz,
     _batch_id varchar not null, _source varchar not null, _extracted_at timestamptz not null,
-    _row_number integer not null, payload json not null,
-    primary key (_record_key, _record_hash)
+    _row_number integer not null, payload json not null
 """
 
 
@@ -176,145 +178,228 @@ class Loader:
 
     # -- public ---------------------------------------------------------------------------
     def pending(self) -> list[tuple[Path, Manifest]]:
+        """Unloaded batches, per stream in landing order."""
         loaded = {r[0] for r in self.con.execute("select batch_id from raw._batches").fetchall()}
-        return [(d, m) for d, m in manifests(root=self.landing) if m.batch_id not in loaded]
+        todo = [(d, m) for d, m in manifests(root=self.landing) if m.batch_id not in loaded]
+        return sorted(todo, key=lambda item: (item[1].platform, item[1].stream, item[1].batch_id))
 
-    def load_pending(self, progress: Callable[[Manifest], None] | None = None) -> LoadResult:
+    def load_pending(
+        self, progress: Callable[[Manifest], None] | None = None, max_group_rows: int = 500_000
+    ) -> LoadResult:
+        """Load every pending batch. Consecutive batches of one stream share a transaction
+        (up to `max_group_rows`): each batch still loads whole or not at all."""
         result = LoadResult()
+        group: list[tuple[Path, Manifest]] = []
+        rows = 0
+
+        def flush() -> None:
+            nonlocal group, rows
+            if group:
+                self._load_group(group, result)
+                for _, m in group:
+                    if progress:
+                        progress(m)
+            group, rows = [], 0
+
         for directory, manifest in self.pending():
-            self.load_batch(directory, manifest, result)
-            if progress:
-                progress(manifest)
+            if not self._precheck(directory, manifest, result):
+                if progress:
+                    progress(manifest)
+                continue
+            same = group and (group[0][1].platform, group[0][1].stream) == (
+                manifest.platform,
+                manifest.stream,
+            )
+            if group and (not same or rows + manifest.row_count > max_group_rows):
+                flush()
+            group.append((directory, manifest))
+            rows += manifest.row_count
+        flush()
         return result
 
     def load_batch(self, directory: Path, manifest: Manifest, result: LoadResult | None = None) -> LoadResult:
         result = result or LoadResult()
-        stream = self.streams.get(f"{manifest.platform}__{manifest.stream}")
-        if stream is None:
-            self._quarantine_batch(
-                directory, manifest, f"unknown stream {manifest.platform}.{manifest.stream}"
-            )
-            result.quarantined_batches.append(manifest.batch_id)
-            return result
-        try:
-            records = read_records(directory, manifest)  # checksum + JSON check
-        except (OSError, ValueError) as exc:
-            self._quarantine_batch(directory, manifest, f"unreadable batch: {exc}")
-            result.quarantined_batches.append(manifest.batch_id)
-            return result
-        if len(records) != manifest.row_count:
-            self._quarantine_batch(
-                directory, manifest, f"row count {len(records)} differs from manifest {manifest.row_count}"
-            )
-            result.quarantined_batches.append(manifest.batch_id)
-            return result
-        if self.validator is not None:
-            reasons = self.validator(manifest, records)
-            if reasons:
-                self._quarantine_batch(directory, manifest, "; ".join(reasons))
-                result.quarantined_batches.append(manifest.batch_id)
-                return result
-        self._load(directory, manifest, stream, result)
+        if self._precheck(directory, manifest, result):
+            self._load_group([(directory, manifest)], result)
         return result
 
     # -- internals ------------------------------------------------------------------------
+    def _precheck(self, directory: Path, manifest: Manifest, result: LoadResult) -> bool:
+        """Structural checks and the pluggable validator; a failing batch is quarantined."""
+        reason = None
+        stream = self.streams.get(f"{manifest.platform}__{manifest.stream}")
+        if stream is None:
+            reason = f"unknown stream {manifest.platform}.{manifest.stream}"
+        else:
+            try:
+                payload = manifest.data_path(directory).read_bytes()
+                if hashlib.sha256(payload).hexdigest() != manifest.sha256:
+                    reason = "unreadable batch: checksum mismatch, the file changed after landing"
+                else:
+                    body = gzip.decompress(payload)
+                    lines = body.count(b"\n")
+                    if lines != manifest.row_count:
+                        reason = f"row count {lines} differs from manifest {manifest.row_count}"
+                    elif self.validator is not None:
+                        records = [json.loads(x) for x in body.decode("utf-8").splitlines() if x]
+                        reason = "; ".join(self.validator(manifest, records)) or None
+            except (OSError, ValueError, EOFError) as exc:
+                reason = f"unreadable batch: {exc}"
+        if reason:
+            self._quarantine_batch(directory, manifest, reason)
+            result.quarantined_batches.append(manifest.batch_id)
+            return False
+        return True
+
     def _ensure_table(self, stream: Stream) -> str:
         table = f'raw."{stream.table}"'
         self.con.execute(f"create table if not exists {table} ({RAW_COLUMNS})")
         return table
 
-    def _load(self, directory: Path, manifest: Manifest, stream: Stream, result: LoadResult) -> None:
+    def _load_group(self, items: list[tuple[Path, Manifest]], result: LoadResult) -> None:
+        try:
+            self._load_group_tx(items, result)
+        except duckdb.Error as exc:
+            if len(items) == 1:
+                directory, manifest = items[0]
+                self._quarantine_batch(directory, manifest, f"unreadable batch: {exc}")
+                result.quarantined_batches.append(manifest.batch_id)
+                return
+            for item in items:  # find the bad batch: load one by one
+                self._load_group([item], result)
+
+    def _load_group_tx(self, items: list[tuple[Path, Manifest]], result: LoadResult) -> None:
         con = self.con
+        first = items[0][1]
+        stream = self.streams[f"{first.platform}__{first.stream}"]
         table = self._ensure_table(stream)
-        path = str(manifest.data_path(directory))
-        extracted_at = manifest.created_at
+        files = [str(m.data_path(d)) for d, m in items]
+        by_file = {str(m.data_path(d)): m for d, m in items}
         con.execute("begin transaction")
         try:
-            if con.execute("select 1 from raw._batches where batch_id = ?", [manifest.batch_id]).fetchone():
+            done = {
+                r[0]
+                for r in con.execute(
+                    "select batch_id from raw._batches where batch_id in (select unnest(?))",
+                    [[m.batch_id for _, m in items]],
+                ).fetchall()
+            }
+            if done:  # loaded meanwhile by another run: skip those
+                result.skipped += len(done)
+                files = [f for f in files if by_file[f].batch_id not in done]
+            if not files:
                 con.execute("rollback")
-                result.skipped += 1
                 return
             con.execute(
-                """
-                create or replace temp table _incoming as
-                select row_number() over () as _row_number, json as j
-                from read_ndjson_objects(?, compression = 'gzip')
-                """,
-                [path],
+                "create or replace temp table _files (filename varchar, batch_id varchar, source varchar, extracted_at timestamptz)"
             )
-            con.execute(
-                f"create or replace temp table _checked as select *, {_reason_sql(stream)} as _reason from _incoming"
+            con.executemany(
+                "insert into _files values (?, ?, ?, ?::timestamptz)",
+                [[f, by_file[f].batch_id, by_file[f].source, by_file[f].created_at] for f in files],
             )
-            before = con.execute(f"select count(*) from {table}").fetchone()[0]
+            nonempty = [f for f in files if by_file[f].row_count > 0]
+            source_sql = (
+                f"read_ndjson_objects({nonempty!r}, compression = 'gzip', filename = true)"
+                if nonempty
+                else "(select null::varchar as filename, null::json as json where false)"
+            )
             con.execute(
                 f"""
-                insert or ignore into {table}
-                select {_key_sql(stream)}, md5(j::varchar), {_time_sql(stream)},
-                       ?, ?, ?::timestamptz, _row_number::integer, j
-                from _checked where _reason is null
-                qualify row_number() over (partition by {_key_sql(stream)}, md5(j::varchar) order by _row_number) = 1
-                order by _row_number
-                """,
-                [manifest.batch_id, manifest.source, extracted_at],
+                create or replace temp table _checked as
+                select f.batch_id, f.source, f.extracted_at,
+                       (row_number() over (partition by r.filename))::integer as _row_number,
+                       r.json as j,
+                       {_reason_sql(stream, "r.json")} as _reason,
+                       {_key_sql(stream, "r.json")} as _key,
+                       md5(r.json::varchar) as _hash,
+                       {_time_sql(stream, "r.json")} as _time
+                from {source_sql} r join _files f using (filename)
+                """
             )
-            inserted = con.execute(f"select count(*) from {table}").fetchone()[0] - before
-            good, bad = con.execute(
-                "select count(*) filter (where _reason is null), count(*) filter (where _reason is not null) from _checked"
-            ).fetchone()
+            con.execute(
+                f"""
+                create or replace temp table _new as
+                select * from _checked c
+                where _reason is null
+                  and not exists (select 1 from {table} t where t._record_key = c._key and t._record_hash = c._hash)
+                qualify row_number() over (partition by _key, _hash order by batch_id, _row_number) = 1
+                """
+            )
+            con.execute(
+                f"""
+                insert into {table}
+                select _key, _hash, _time, batch_id, source, extracted_at, _row_number, j
+                from _new order by batch_id, _row_number
+                """
+            )
             con.execute(
                 """
                 insert into raw._quarantine
-                select ?, ?, ?, _row_number, _reason, j, now(), null from _checked where _reason is not null
+                select batch_id, ?, ?, _row_number, _reason, j, now(), null from _checked where _reason is not null
                 """,
-                [manifest.batch_id, manifest.platform, manifest.stream],
+                [first.platform, first.stream],
             )
-            dups = good - inserted
-            con.execute(
-                "insert into raw._batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::timestamptz, now(), ?)",
-                [
-                    manifest.batch_id,
-                    manifest.platform,
-                    manifest.stream,
-                    manifest.source,
-                    manifest.row_count,
-                    inserted,
-                    dups,
-                    bad,
-                    json.dumps(manifest.cursor_after),
-                    json.dumps(manifest.window),
-                    manifest.created_at,
-                    manifest.file,
-                ],
-            )
+            counts = {
+                b: (good, bad, new)
+                for b, good, bad, new in con.execute(
+                    """
+                    select c.batch_id, count(*) filter (where c._reason is null),
+                           count(*) filter (where c._reason is not null), coalesce(any_value(n.n), 0)
+                    from _checked c left join (select batch_id, count(*) n from _new group by 1) n using (batch_id)
+                    group by 1
+                    """
+                ).fetchall()
+            }
+            for f in files:
+                m = by_file[f]
+                good, bad, new = counts.get(m.batch_id, (0, 0, 0))
+                dups = good - new
+                con.execute(
+                    "insert into raw._batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::timestamptz, now(), ?)",
+                    [
+                        m.batch_id,
+                        m.platform,
+                        m.stream,
+                        m.source,
+                        m.row_count,
+                        new,
+                        dups,
+                        bad,
+                        json.dumps(m.cursor_after),
+                        json.dumps(m.window),
+                        m.created_at,
+                        m.file,
+                    ],
+                )
+                events = list(m.events)
+                if bad:
+                    events.append(
+                        {
+                            "kind": "rows_quarantined",
+                            "severity": "warning",
+                            "message": f"{bad} record(s) of {m.platform}.{m.stream} quarantined; see `csw quarantine list`",
+                            "details": {"rows": bad},
+                        }
+                    )
+                self._events(events, m)
+                result.batches += 1
+                result.rows += new
+                result.duplicates += dups
+                result.quarantined_rows += bad
+                result.add(f"{m.platform}.{m.stream}", new, dups, bad, m.source)
+            last = by_file[files[-1]]
             con.execute(
                 """
                 insert into raw._sync_state values (?, ?, ?, ?, now())
                 on conflict (platform, stream) do update set
                     cursor = excluded.cursor, batch_id = excluded.batch_id, updated_at = excluded.updated_at
                 """,
-                [manifest.platform, manifest.stream, json.dumps(manifest.cursor_after), manifest.batch_id],
+                [last.platform, last.stream, json.dumps(last.cursor_after), last.batch_id],
             )
-            events = list(manifest.events)
-            if bad:
-                events.append(
-                    {
-                        "kind": "rows_quarantined",
-                        "severity": "warning",
-                        "message": f"{bad} record(s) of {manifest.platform}.{manifest.stream} quarantined; "
-                        "see `csw quarantine list`",
-                        "details": {"rows": bad},
-                    }
-                )
-            self._events(events, manifest)
             con.execute("commit")
         except Exception:
             con.execute("rollback")
             raise
-        result.batches += 1
-        result.rows += inserted
-        result.duplicates += dups
-        result.quarantined_rows += bad
-        result.add(f"{manifest.platform}.{manifest.stream}", inserted, dups, bad, manifest.source)
 
     def _events(self, events: Iterable[dict], manifest: Manifest | None) -> None:
         for ev in events:

@@ -95,9 +95,12 @@ def release(loader: Loader, batch_id: str) -> dict:
             source = con.execute("select source from raw._batches where batch_id = ?", [batch_id]).fetchone()
             con.execute(
                 f"""
-                insert or ignore into {table}
+                insert into {table}
                 select {_key_sql(stream)}, md5(j::varchar), {_time_sql(stream)}, ?, ?, now(), row_number, j
-                from _retry where _reason is null
+                from _retry r where _reason is null and not exists (
+                    select 1 from {table} t
+                    where t._record_key = {_key_sql(stream, "r.j")} and t._record_hash = md5(r.j::varchar)
+                )
                 """,
                 [batch_id, source[0] if source else "api"],
             )

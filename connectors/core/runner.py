@@ -84,6 +84,12 @@ def record_key(record: dict, fields: tuple[str, ...]) -> str | None:
 def dedupe(records: list[dict], stream: Stream) -> list[dict]:
     """Keep the last copy of each key (a later copy is the newer version); records with
     no key are kept so that the loader quarantines them with a reason."""
+    if len(stream.primary_key) == 1 and "." not in stream.primary_key[0]:
+        key = stream.primary_key[0]
+        keys = [r.get(key) if isinstance(r, dict) else None for r in records]
+        distinct = set(keys)
+        if len(distinct) == len(keys) and None not in distinct:
+            return records  # the common case: nothing to drop
     seen: dict[str, int] = {}
     out: list[dict] = []
     for r in records:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 import requests
 
 from connectors.core.auth import AccessTokenAuth
-from connectors.core.http import Classified, ConnectorError, FatalApiError, HttpClient, Verdict
+from connectors.core.http import Classified, ConnectorError, FatalApiError, HttpClient, Verdict, parsed_json
 from connectors.core.runner import PlatformConnector
 from connectors.core.streams import Page, Stream, Window
 
@@ -71,7 +71,7 @@ def classify(response: requests.Response) -> Classified:
     if response.status_code >= 400:
         return Classified(Verdict.FATAL, f"HTTP {response.status_code}")
     try:
-        code = int(response.json().get("errcode", 0))
+        code = int(parsed_json(response).get("errcode", 0))
     except ValueError:
         return Classified(Verdict.RETRY, "body is not JSON")
     if code == 0:
