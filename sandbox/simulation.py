@@ -380,7 +380,7 @@ def _materialise(cfg, sim: ChannelSim, pre, plan, rng, people, first_id: int):
     tserved = served[tc]
     base = s[tc]
     cust_first = base + plan["turn_start"] + plan["cust_delay"]
-    role = np.where(plan["second_agent_turn"], 2, 1).astype(np.int8)
+    role = np.where(plan["second_agent_turn"] & transfer[tc], 2, 1).astype(np.int8)
     sel = tserved
     parts.add(ids[tc][sel], cust_first[sel], CUSTOMER, text=texts.code("customer_turn"))
     b2 = sel & (plan["block"] > 1)
@@ -481,7 +481,7 @@ def _last_first_agent_message(plan, s: np.ndarray, transfer: np.ndarray) -> np.n
     tc = plan["turn_conv"]
     if tc.size:
         end = s[tc] + plan["turn_end"]
-        mine = ~plan["second_agent_turn"]
+        mine = ~(plan["second_agent_turn"] & transfer[tc])
         out = np.full(n, -np.inf)
         np.maximum.at(out, tc[mine], end[mine])
         last = np.maximum(last, out)
