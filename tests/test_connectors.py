@@ -24,13 +24,13 @@ import yaml
 
 from connectors.cli import run_ingest
 from sandbox.truth import visible_messages
+from tests.connector_cases import cases
 
-# SQL giving the simulation's message_id of a raw message row, per platform.
-MESSAGE_ID_SQL = {
-    "wecom": "cast(replace(payload->>'msgid', 'from_msgid_', '') as bigint)",
-}
-MESSAGE_TABLE = {"wecom": "wecom__messages"}
-PLATFORMS = list(MESSAGE_ID_SQL)
+CASES = cases()
+PLATFORMS = sorted(CASES)
+MESSAGE_ID_SQL = {p: c.message_id_sql for p, c in CASES.items()}
+MESSAGE_TABLE = {p: c.message_table for p, c in CASES.items()}
+FAULT_CASES = [(p, f) for p in PLATFORMS for f in CASES[p].faults]
 
 
 @pytest.fixture()
@@ -116,8 +116,7 @@ FAULTS = {
 }
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
-@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize(("platform", "fault"), FAULT_CASES)
 def test_faults_lose_and_duplicate_nothing(workdir, sandbox, sim_data, as_of, platform, fault):
     settings(workdir, platform, page_size=200, read_timeout_s=1)
     sandbox.state.faults.set(platform, **FAULTS[fault])
