@@ -48,7 +48,8 @@ PROFILES: dict[str, ChannelProfile] = {
     "jd": ChannelProfile("chat", 0.14, 0.5, 0.25, 3, 240, 0.30, "5", False, 1.10, False, 3.0, 35, 45),
     "pinduoduo": ChannelProfile("chat", 0.12, 0.6, 0.35, 3, 180, 0.25, "5", False, 1.15, False, 2.5, 40, 40),
     "douyin": ChannelProfile("chat", 0.12, 0.5, 0.30, 3, 180, 0.25, "5", False, 1.20, False, 2.5, 40, 40),
-    "wecom": ChannelProfile("chat", 0.12, 0.5, 0.30, 3, 300, 0.30, "5", False, 1.00, False, 3.0, 40, 50),
+    # WeCom: the kf bot (智能助手) greets every session, so queue entry is the visible hand-off event
+    "wecom": ChannelProfile("chat", 0.12, 1.0, 0.30, 3, 300, 0.30, "5", False, 1.00, False, 3.0, 40, 50),
     "wechat_oa": ChannelProfile("chat", 0.08, 0.0, 0.0, 3, 300, 0.0, "5", False, 1.00, False, 2.5, 45, 60),
     "meiqia": ChannelProfile("chat", 0.08, 0.3, 0.30, 2, 300, 0.40, "3", False, 0.40, True, 3.5, 30, 45),
     "sobot": ChannelProfile("chat", 0.07, 0.7, 0.40, 2, 300, 0.40, "5", True, 0.40, True, 3.5, 30, 45),

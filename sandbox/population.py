@@ -112,6 +112,29 @@ class People:
         cust_pos, _, cdf = self._by_channel[channel]
         return cust_pos[np.searchsorted(cdf, rng.random(n), side="right").clip(0, cust_pos.size - 1)]
 
+    def separate_sessions(
+        self, channel: str, customer_pos: np.ndarray, start: np.ndarray, end: np.ndarray, gap_s: float, rng
+    ) -> np.ndarray:
+        """Re-pick customers so that one customer's conversations on `channel` never
+        overlap and are at least `gap_s` apart. Platforms without conversation ids are
+        sessionised downstream by the idle gap and session-end events; real customers
+        do not chat in two parallel sessions with one service account."""
+        pool, _, cdf = self._by_channel[channel]
+        busy_until: dict[int, float] = {}
+        out = customer_pos.copy()
+        ends = np.where(np.isfinite(end), end, np.inf)
+        for i in np.argsort(start, kind="stable").tolist():
+            c = int(out[i])
+            tries = 0
+            while busy_until.get(c, -np.inf) > start[i] - gap_s and tries < 200:
+                c = int(pool[min(int(np.searchsorted(cdf, rng.random(), side="right")), pool.size - 1)])
+                tries += 1
+            if tries == 200:
+                raise RuntimeError(f"{channel}: too few customers for non-overlapping sessions; raise customers_per_conversation")
+            out[i] = c
+            busy_until[c] = ends[i]
+        return out
+
     def platform_user_ids(self, channel: str, customer_pos: np.ndarray) -> pd.Categorical:
         _, uids, _ = self._by_channel[channel]
         codes = self._pos_in_channel[channel].loc[customer_pos].to_numpy()

@@ -35,6 +35,7 @@ EVENTS = ("", "handoff", "assign", "transfer", "close", "reopen")
 CUSTOMER, AGENT, BOT, SYSTEM = range(4)
 NO_EVENT, HANDOFF, ASSIGN, TRANSFER, CLOSE, REOPEN = range(6)
 MAX_CHAT_PATIENCE_S = 20 * 60  # below the 30-minute sessionisation gap (DESIGN §7)
+SESSION_GAP_S = 30 * 60  # the idle gap that splits sessions downstream (dbt var session_gap_minutes)
 CHANNEL_IDS = {c: i for i, c in enumerate(SimConfig().channels)}
 
 
@@ -442,6 +443,10 @@ def _materialise(cfg, sim: ChannelSim, pre, plan, rng, people, first_id: int):
         served, close_at, np.where(abandoned, abandon_at, np.where(defl, bot_close, np.nan))
     )
     final_close = np.where(served & plan["reopen"], s + plan["reopen_close"], first_close)
+    if channel not in SESSION_ID_CHANNELS:
+        customer_idx = people.separate_sessions(
+            channel, customer_idx, sim.arrival, final_close, SESSION_GAP_S + 60, rng
+        )
     conv = pd.DataFrame(
         {
             "conversation_id": ids,
