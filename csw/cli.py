@@ -24,6 +24,35 @@ app.add_typer(quarantine_app, name="quarantine")
 
 
 @app.command()
+def transform(
+    as_of: str = typer.Option(
+        None, help="Compute 'now'-dependent metrics as of this time (default: now). Naive = Asia/Shanghai."
+    ),
+    select: str = typer.Option(None, help="dbt selection, e.g. 'marts' or '+fct_conversations'."),
+    full_refresh: bool = typer.Option(
+        False, "--full-refresh", help="Rebuild incremental models from scratch."
+    ),
+) -> None:
+    """Build the dbt project (staging, intermediate, marts) and run its tests."""
+    import pandas as pd
+    from rich.console import Console
+
+    from connectors.cli import parse_time
+    from csw.transform import TransformError
+    from csw.transform import transform as run_transform
+
+    console = Console(stderr=True)
+    when = parse_time(as_of) or pd.Timestamp.now(tz="UTC")
+    try:
+        with console.status(f"dbt build as of {when:%Y-%m-%d %H:%M} UTC ..."):
+            result = run_transform(when, select=select, full_refresh=full_refresh)
+    except TransformError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    console.print(f"dbt build as of {result.as_of}: {result.counts} in {result.seconds} s")
+
+
+@app.command()
 def demo() -> None:
     """Run the main job on the embedded default (the sandbox platforms)."""
     from csw.demo import run_demo

@@ -23,7 +23,11 @@ def _dataset(cfg: SimConfig) -> SimData:
     out = default_dataset_dir()
     if (out / "meta.json").exists():
         data = SimData.read(out)
-        if data.config.get("seed") == cfg.seed and data.config.get("start") == cfg.start.isoformat() and data.config.get("days") == cfg.days:
+        if (
+            data.config.get("seed") == cfg.seed
+            and data.config.get("start") == cfg.start.isoformat()
+            and data.config.get("days") == cfg.days
+        ):
             return data
     data = simulate(cfg)
     data.write(out)

@@ -24,7 +24,7 @@ import yaml
 
 from connectors.cli import run_ingest
 from sandbox.truth import visible_messages
-from tests.connector_cases import cases
+from connector_cases import cases
 
 CASES = cases()
 PLATFORMS = sorted(CASES)

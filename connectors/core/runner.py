@@ -219,15 +219,17 @@ def extract(
 
 def _fetch_window(connector, stream, cursor, window, events, result, on_page) -> tuple[list[dict], str]:
     records: list[dict] = []
+    source = "api"
     try:
         for page in connector.fetch(stream, cursor, window):
             result.pages += 1
             records.extend(page.records)
+            source = "scrape" if page.source == "scrape" else source
             if on_page:
                 on_page(len(page.records))
             if page.done:
                 break
-        return records, "api"
+        return records, source
     except ApiUnavailable as exc:
         scraper = connector.scraper()
         if scraper is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -23,14 +24,20 @@ class ConnectorCase:
         "duplicate_rows",
     )
     notes: dict = field(default_factory=dict)
-    # extra (stream, sql count of raw rows, function(sim_data, as_of) -> expected count) checks
-    stream_checks: tuple = ()
+    # -- for the fct_conversations oracle (tests/test_dbt_conversations.py) --------------
+    # maps fct_conversations rows of this platform to the simulation's conversation ids
+    truth_conversation_ids: Callable | None = None
+    time_precision_ms: int = 1000  # the platform's timestamp precision
+    shows_assignment: bool = True  # the platform shows the moment an agent takes over
+    has_ratings: bool = False
+    # the platform's csat as the warehouse should map it, from the true csat 1-5
+    expected_csat: Callable | None = None
 
 
 def cases() -> dict[str, ConnectorCase]:
     out = {}
     for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
+        module = importlib.import_module(f"connector_cases.{info.name}")
         case = getattr(module, "CASE", None)
         if case is not None:
             out[case.platform] = case

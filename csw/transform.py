@@ -1,0 +1,83 @@
+"""`csw transform`: build the dbt project (one `dbt build` process) against as_of.
+
+dbt runs as one child process, the single writer of the DuckDB file while it runs (DuckDB
+allows one writing process); when it exits, the file is free again for readers and the
+next writer. Results come from dbt's `target/run_results.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from csw.settings import PROJECT_ROOT, warehouse_path
+
+DBT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+class TransformError(Exception):
+    """dbt build failed; the message lists the failing nodes."""
+
+
+@dataclass
+class TransformResult:
+    as_of: str
+    seconds: float
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def _as_utc_iso(as_of) -> str:
+    ts = pd.Timestamp(as_of)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dbt_env() -> None:
+    os.environ["CSW_WAREHOUSE"] = str(warehouse_path())
+    os.environ.setdefault("DBT_PROFILES_DIR", str(DBT_DIR))
+
+
+def run_dbt(args: list[str], as_of=None, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
+    """Run one dbt command in a child process in the project directory."""
+    dbt_env()
+    vars_ = dict(extra_vars or {})
+    if as_of is not None:
+        vars_["as_of"] = _as_utc_iso(as_of)
+    cli = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *args]
+    cli += ["--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
+    if vars_:
+        cli += ["--vars", json.dumps(vars_)]
+    warehouse_path().parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(cli, cwd=DBT_DIR, capture_output=True, text=True)
+
+
+def transform(as_of, select: str | None = None, full_refresh: bool = False) -> TransformResult:
+    """`dbt build` everything (or `select`) as of `as_of`. Raises TransformError on failure."""
+    started = time.monotonic()
+    args = ["build"] + (["--select", select] if select else []) + (["--full-refresh"] if full_refresh else [])
+    proc = run_dbt(args, as_of=as_of)
+    counts: dict[str, int] = {}
+    failures = []
+    results_file = DBT_DIR / "target" / "run_results.json"
+    if (
+        results_file.exists()
+        and results_file.stat().st_mtime >= time.time() - (time.monotonic() - started) - 1
+    ):
+        for r in json.loads(results_file.read_text()).get("results", []):
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+            if r["status"] in ("error", "fail"):
+                failures.append(f"{r['unique_id']}: {(r.get('message') or '').strip()[:300]}")
+    out = TransformResult(_as_utc_iso(as_of), round(time.monotonic() - started, 1), counts, failures)
+    if proc.returncode != 0:
+        detail = "\n".join(failures) or proc.stdout[-3000:] + proc.stderr[-2000:]
+        raise TransformError(
+            f"dbt build failed as of {out.as_of}:\n{detail}\nFix the model or data, then re-run `csw transform`."
+        )
+    return out
