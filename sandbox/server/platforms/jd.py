@@ -40,10 +40,10 @@ Data
   `"code": "0"` (a string) and the result object.
 - Sessions are conversations: `sid` (16 hex, `jd_sid`), customer pin, `waiter` = the first
   agent's account (the shop robot `jd_shop_robot` when no agent took it), startTime, endTime
-  (epoch ms; `endTime` left out while open, as JOS leaves null fields out). A chat message belongs to the waiter serving the customer
-  at that moment (the robot before assignment); `waiterSend` true for waiter/robot messages.
-  System events are not chat messages and are not served. `time` is epoch ms; `skuId` and
-  `channel` (1) are filler.
+  (epoch ms; `endTime` is left out while open, as JOS leaves null fields out). A chat message
+  belongs to the waiter serving the customer at that moment (the robot before assignment);
+  `waiterSend` is true for waiter/robot messages. System events are not chat messages and are
+  not served. `time` is epoch ms; `skuId` and `channel` (1) are filler.
 - Windows: startTime/endTime `yyyy-MM-dd HH:mm:ss` GMT+8, both inclusive to the second, at
   most 7 days (sandbox choice). Paging: page (from 1) and pageSize (1..100, default 20) inside
   360buy_param_json; `totalRecord` counts every record of the window. Order: time, then id.
@@ -72,6 +72,8 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -192,6 +194,31 @@ def _parse_time(value, name: str) -> pd.Timestamp:
     return pd.Timestamp(local).tz_localize("Asia/Shanghai").tz_convert("UTC")
 
 
+class _Memo:
+    """The last few prepared windows, keyed by everything they depend on (window, clock, the
+    late-updates fault), so reading one window in many calls costs one window, not many.
+    A key of None (a running clock: nothing repeats) builds without keeping."""
+
+    def __init__(self, size: int = 4):
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key, build):
+        if key is None:
+            return build()
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
 # -- the shop's waiters and who owns each message -----------------------------------------
 class _Shop:
     def __init__(self, state):
@@ -237,6 +264,7 @@ class _Gateway:
     def __init__(self, state):
         self.state = state
         self.shop = _Shop(state)
+        self.memo = _Memo()
         state.credentials[PLATFORM].setdefault("refresh_token", "sandbox-jd-refresh")
         self.methods = {
             "jingdong.im.pop.chatlog.get": self.chatlog,
@@ -346,14 +374,11 @@ class _Gateway:
         lo, hi = self.window(biz)
         agent = self.waiter_filter(biz)
         code = self.shop.customer_code.get(str(customer), -999)
-        frame = self.state.messages(PLATFORM, lo, hi)
-        frame = frame[(frame["sender_type"] != "system").to_numpy()]
-        keep = self.shop.customer_of_conv[frame["conversation_id"].to_numpy()] == code
+        frame, customers, owners = self.memo.get(self.key("chat", lo, hi), lambda: self.chat_window(lo, hi))
+        keep = customers == code
         if agent is not None:
-            keep &= self.shop.owner_of_msg[frame["message_id"].to_numpy()] == agent
-        frame = apply_late(self.state, PLATFORM, frame[keep], "message_id", "sent_at")
-        frame = frame.sort_values(["sent_at", "message_id"], kind="stable")
-        page, total = self.page_of(frame, biz)
+            keep &= owners == agent
+        page, total = self.page_of(frame[keep], biz)
         conv = page["conversation_id"].to_numpy()
         records = _records(
             {
@@ -370,17 +395,35 @@ class _Gateway:
         records = drift(self.state, PLATFORM, records, "sid", "time")
         return {"ChatLogPage": {"chatLogList": records, "totalRecord": total}}
 
+    def chat_window(self, lo, hi) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Chat messages (no system events) of the window by time, their customers and owners."""
+        frame = self.state.messages(PLATFORM, lo, hi)
+        frame = frame[(frame["sender_type"] != "system").to_numpy()]
+        frame = apply_late(self.state, PLATFORM, frame, "message_id", "sent_at")
+        frame = frame.sort_values(["sent_at", "message_id"], kind="stable")
+        customers = self.shop.customer_of_conv[frame["conversation_id"].to_numpy()]
+        return frame, customers, self.shop.owner_of_msg[frame["message_id"].to_numpy()]
+
+    def session_window(self, lo, hi) -> pd.DataFrame:
+        c = self.state.conversations(PLATFORM, lo, hi)
+        first = c["first_agent_id"].to_numpy().astype(np.int64)
+        c = c.assign(_waiter=np.where(c["assigned_at"].notna().to_numpy(), first, -1))
+        c = apply_late(self.state, PLATFORM, c, "conversation_id", "started_at")
+        return c.sort_values(["started_at", "conversation_id"], kind="stable")
+
+    def key(self, name: str, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple | None:
+        """A memo key: the window, the clock and the late-updates fault (None while the clock runs)."""
+        if self.state.clock.speed > 0:
+            return None
+        cfg = self.state.faults.get(PLATFORM)
+        return (name, lo.value, hi.value, self.state.now().value, cfg.late_updates, cfg.late_by_s)
+
     def sessionlist(self, biz: dict) -> dict:
         lo, hi = self.window(biz)
         agent = self.waiter_filter(biz)
-        c = self.state.conversations(PLATFORM, lo, hi)
-        first = c["first_agent_id"].to_numpy().astype(np.int64)
-        first = np.where(c["assigned_at"].notna().to_numpy(), first, -1)
+        c = self.memo.get(self.key("sessions", lo, hi), lambda: self.session_window(lo, hi))
         if agent is not None:
-            c, first = c[first == agent], first[first == agent]
-        c = c.assign(_waiter=first)
-        c = apply_late(self.state, PLATFORM, c, "conversation_id", "started_at")
-        c = c.sort_values(["started_at", "conversation_id"], kind="stable")
+            c = c[(c["_waiter"] == agent).to_numpy()]
         page, total = self.page_of(c, biz)
         conv = page["conversation_id"].to_numpy()
         records = _records(

@@ -57,6 +57,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -164,6 +166,55 @@ def _parse_time(value: str | None, name: str) -> pd.Timestamp:
     raise MeiqiaError(400, 40000, f"{name} must be yyyy-MM-dd HH:mm:ss")
 
 
+class _Memo:
+    """The last few prepared windows, keyed by everything they depend on (window, clock, the
+    late-updates fault), so reading one window in many calls costs one window, not many.
+    A key of None (a running clock: nothing repeats) builds without keeping."""
+
+    def __init__(self, size: int = 4):
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key, build):
+        if key is None:
+            return build()
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
+class _ByConversation:
+    """The channel's messages ordered by conversation, so one conversation's messages are a
+    slice (the visible window still comes from `state.window`; this channel hides no sender)."""
+
+    def __init__(self, state):
+        msgs = state.data["messages"]
+        msgs = msgs[msgs["channel"] == PLATFORM]
+        self.frame = msgs.sort_values(
+            ["conversation_id", "sent_at", "message_id"], kind="stable"
+        ).reset_index(drop=True)
+        self.ids = self.frame["conversation_id"].to_numpy()
+        self.times = _ms(self.frame["sent_at"])
+
+    def messages(self, state, conversation_id: int) -> pd.DataFrame:
+        lo = int(np.searchsorted(self.ids, conversation_id, "left"))
+        hi = int(np.searchsorted(self.ids, conversation_id, "right"))
+        lower, upper = state.window(PLATFORM)
+        t = self.times[lo:hi]
+        keep = t <= upper.value // 10**6
+        if lower is not None:
+            keep &= t >= lower.value // 10**6
+        return self.frame.iloc[lo:hi][keep]
+
+
 class _Store:
     """Per-message and per-conversation annotations built once."""
 
@@ -225,6 +276,15 @@ class _Api:
     def __init__(self, state):
         self.state = state
         self.store = _Store(state)
+        self.memo = _Memo()
+        self.by_conv = _ByConversation(state)
+
+    def key(self, name: str, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple | None:
+        """A memo key: the window, the clock and the late-updates fault (None while the clock runs)."""
+        if self.state.clock.speed > 0:
+            return None
+        cfg = self.state.faults.get(PLATFORM)
+        return (name, lo.value, hi.value, self.state.now().value, cfg.late_updates, cfg.late_by_s)
 
     # auth ---------------------------------------------------------------------------------
     def token(self, body: dict) -> Response:
@@ -296,10 +356,14 @@ class _Api:
     # endpoints ----------------------------------------------------------------------------
     def conversations(self, q) -> dict:
         lo, hi = self.window(q)
-        c = self.state.conversations(PLATFORM)
-        closed = (c["status"] == "closed") & (c["closed_at"] >= lo) & (c["closed_at"] <= hi)
-        c = apply_late(self.state, PLATFORM, c[closed], "conversation_id", "closed_at")
-        c = c.sort_values(["closed_at", "conversation_id"], kind="stable")
+
+        def build() -> pd.DataFrame:
+            c = self.state.conversations(PLATFORM)
+            closed = (c["status"] == "closed") & (c["closed_at"] >= lo) & (c["closed_at"] <= hi)
+            c = apply_late(self.state, PLATFORM, c[closed], "conversation_id", "closed_at")
+            return c.sort_values(["closed_at", "conversation_id"], kind="stable")
+
+        c = self.memo.get(self.key("conversations", lo, hi), build)
         total = len(c)
         page, n, per_page = self.page_of(c, q)
         conv = page["conversation_id"].to_numpy()
@@ -341,23 +405,22 @@ class _Api:
         index = self.state.conversation_index
         if cid not in index.index or index.at[cid, "channel"] != PLATFORM:
             raise MeiqiaError(404, 40400, f"conversation {conv_id} not found")
-        started = index.at[cid, "started_at"]
-        if started > self.state.now():
+        if index.at[cid, "started_at"] > self.state.now():
             raise MeiqiaError(404, 40400, f"conversation {conv_id} not found")
-        m = self.state.messages(PLATFORM, started)
-        m = m[(m["conversation_id"] == cid).to_numpy()]
-        m = apply_late(self.state, PLATFORM, m, "message_id", "sent_at").sort_values(
-            ["sent_at", "message_id"]
-        )
+        m = apply_late(self.state, PLATFORM, self.by_conv.messages(self.state, cid), "message_id", "sent_at")
         records = self.message_records(m)
         records = records + page_with_duplicates(self.state, PLATFORM, records, len(records), 0)
         return {"conv_id": conv_id, "messages": records}
 
     def messages(self, q) -> dict:
         lo, hi = self.window(q)
-        m = self.state.messages(PLATFORM, lo, hi)
-        m = apply_late(self.state, PLATFORM, m, "message_id", "sent_at")
-        m = m.sort_values(["sent_at", "message_id"], kind="stable")
+
+        def build() -> pd.DataFrame:
+            m = self.state.messages(PLATFORM, lo, hi)
+            m = apply_late(self.state, PLATFORM, m, "message_id", "sent_at")
+            return m.sort_values(["sent_at", "message_id"], kind="stable")
+
+        m = self.memo.get(self.key("messages", lo, hi), build)
         total = len(m)
         page, n, per_page = self.page_of(m, q)
         return {"total": total, "page": n, "per_page": per_page, "messages": self.message_records(page)}

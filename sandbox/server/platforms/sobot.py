@@ -60,6 +60,8 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -178,6 +180,55 @@ def _parse_time(value: str | None, name: str) -> pd.Timestamp:
     raise SobotError(f"参数错误: {name}格式应为yyyy-MM-dd HH:mm:ss")
 
 
+class _Memo:
+    """The last few prepared windows, keyed by everything they depend on (window, clock, the
+    late-updates fault), so reading one window in many calls costs one window, not many.
+    A key of None (a running clock: nothing repeats) builds without keeping."""
+
+    def __init__(self, size: int = 4):
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key, build):
+        if key is None:
+            return build()
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
+class _ByConversation:
+    """The channel's messages ordered by conversation, so one conversation's messages are a
+    slice (the visible window still comes from `state.window`; this channel hides no sender)."""
+
+    def __init__(self, state):
+        msgs = state.data["messages"]
+        msgs = msgs[msgs["channel"] == PLATFORM]
+        self.frame = msgs.sort_values(
+            ["conversation_id", "sent_at", "message_id"], kind="stable"
+        ).reset_index(drop=True)
+        self.ids = self.frame["conversation_id"].to_numpy()
+        self.times = _ms(self.frame["sent_at"])
+
+    def messages(self, state, conversation_id: int) -> pd.DataFrame:
+        lo = int(np.searchsorted(self.ids, conversation_id, "left"))
+        hi = int(np.searchsorted(self.ids, conversation_id, "right"))
+        lower, upper = state.window(PLATFORM)
+        t = self.times[lo:hi]
+        keep = t <= upper.value // 10**6
+        if lower is not None:
+            keep &= t >= lower.value // 10**6
+        return self.frame.iloc[lo:hi][keep]
+
+
 class _Store:
     def __init__(self, state):
         acc = state.channel_accounts(PLATFORM)
@@ -229,6 +280,15 @@ class _Api:
     def __init__(self, state):
         self.state = state
         self.store = _Store(state)
+        self.memo = _Memo()
+        self.by_conv = _ByConversation(state)
+
+    def key(self, name: str, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple | None:
+        """A memo key: the window, the clock and the late-updates fault (None while the clock runs)."""
+        if self.state.clock.speed > 0:
+            return None
+        cfg = self.state.faults.get(PLATFORM)
+        return (name, lo.value, hi.value, self.state.now().value, cfg.late_updates, cfg.late_by_s)
 
     # auth ---------------------------------------------------------------------------------
     def get_token(self, q) -> Response:
@@ -274,9 +334,13 @@ class _Api:
     # endpoints ----------------------------------------------------------------------------
     def chat_list(self, q) -> dict:
         lo, hi = self.window(q)
-        c = self.state.conversations(PLATFORM, lo, hi)
-        c = apply_late(self.state, PLATFORM, c, "conversation_id", "started_at")
-        c = c.sort_values(["started_at", "conversation_id"], kind="stable")
+
+        def build() -> pd.DataFrame:
+            c = self.state.conversations(PLATFORM, lo, hi)
+            c = apply_late(self.state, PLATFORM, c, "conversation_id", "started_at")
+            return c.sort_values(["started_at", "conversation_id"], kind="stable")
+
+        c = self.memo.get(self.key("sessions", lo, hi), build)
         total = len(c)
         page, page_no, size = self.page_of(c, q)
         conv = page["conversation_id"].to_numpy()
@@ -312,14 +376,8 @@ class _Api:
         conv = self.store.conv_of_cid.get(cid)
         if conv is None:
             return []
-        started = self.state.conversation_index.at[conv, "started_at"]
-        if started > self.state.now():
-            return []
-        m = self.state.messages(PLATFORM, started)
-        m = m[(m["conversation_id"] == conv).to_numpy()]
-        m = apply_late(self.state, PLATFORM, m, "message_id", "sent_at").sort_values(
-            ["sent_at", "message_id"]
-        )
+        m = self.by_conv.messages(self.state, conv)
+        m = apply_late(self.state, PLATFORM, m, "message_id", "sent_at")
         sender = m["sender_type"].astype(str).to_numpy()
         event = m["event"].astype(str).to_numpy()
         agent = self.store.agent_of_msg[m["message_id"].to_numpy()]

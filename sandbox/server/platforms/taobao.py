@@ -83,6 +83,8 @@ import hmac
 import json
 import secrets
 import string
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -231,6 +233,31 @@ def _records(columns: dict) -> list[dict]:
     return [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
 
 
+class _Memo:
+    """The last few prepared windows, keyed by everything they depend on (window, clock, the
+    late-updates fault), so reading one window in many calls costs one window, not many.
+    A key of None (a running clock: nothing repeats) builds without keeping."""
+
+    def __init__(self, size: int = 4):
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key, build):
+        if key is None:
+            return build()
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
 # -- the shop's accounts and who owns each message ----------------------------------------
 class _Shop:
     """Per-message annotations built once: the owning account and the buyer."""
@@ -286,6 +313,7 @@ class _Gateway:
     def __init__(self, state):
         self.state = state
         self.shop = _Shop(state)
+        self.memo = _Memo()
         creds = state.credentials[PLATFORM]
         creds.setdefault("refresh_token", "sandbox-taobao-refresh")
         self.methods = {
@@ -398,12 +426,22 @@ class _Gateway:
     def agents_of(self, ids: list[str]) -> list[tuple[str, int]]:
         return [(i, self.shop.agent_of_account[i]) for i in ids if i in self.shop.agent_of_account]
 
-    def chat_messages(self, lo, hi) -> tuple[pd.DataFrame, np.ndarray]:
-        """Visible chat messages (no system events) in the window, their owners."""
-        frame = self.state.messages(PLATFORM, lo, hi)
-        frame = frame[(frame["sender_type"] != "system").to_numpy()]
-        frame = apply_late(self.state, PLATFORM, frame, "message_id", "sent_at")
-        return frame, self.shop.owner_of_msg[frame["message_id"].to_numpy()]
+    def chat_messages(self, lo, hi) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Visible chat messages (no system events) in the window by time, their owners and
+        buyers (memoised: a sync calls chatlog once per account and buyer)."""
+        cfg = self.state.faults.get(PLATFORM)
+        key = ("chat", lo.value, hi.value, self.state.now().value, cfg.late_updates, cfg.late_by_s)
+        key = None if self.state.clock.speed > 0 else key
+
+        def build():
+            frame = self.state.messages(PLATFORM, lo, hi)
+            frame = frame[(frame["sender_type"] != "system").to_numpy()]
+            frame = apply_late(self.state, PLATFORM, frame, "message_id", "sent_at")
+            frame = frame.sort_values(["sent_at", "message_id"], kind="stable")
+            owner = self.shop.owner_of_msg[frame["message_id"].to_numpy()]
+            return frame, owner, self.shop.buyer_of_conv[frame["conversation_id"].to_numpy()]
+
+        return self.memo.get(key, build)
 
     # methods ----------------------------------------------------------------------------
     def chatpeers(self, p: dict) -> dict:
@@ -412,9 +450,9 @@ class _Gateway:
         agent = self.shop.agent_of_account.get(chat_id)
         if agent is None:
             return {"ret": 10000, "count": 0}
-        frame, owner = self.chat_messages(lo, hi)
+        frame, owner, buyers = self.chat_messages(lo, hi)
         mine = owner == agent
-        buyer = self.shop.buyer_of_conv[frame["conversation_id"].to_numpy()[mine]]
+        buyer = buyers[mine]
         day = _local_day(_ms(frame["sent_at"])[mine])
         pairs = pd.DataFrame({"day": day, "buyer": buyer}).drop_duplicates()
         pairs["uid"] = self.shop.buyers[pairs["buyer"].to_numpy()]
@@ -432,10 +470,8 @@ class _Gateway:
         buyer = self.shop.buyer_code.get(to_id)
         if agent is None or buyer is None:
             return {"ret": 10000, "count": 0}
-        frame, owner = self.chat_messages(lo, hi)
-        conv = frame["conversation_id"].to_numpy()
-        keep = (owner == agent) & (self.shop.buyer_of_conv[conv] == buyer)
-        page = frame[keep].sort_values(["sent_at", "message_id"], kind="stable")
+        frame, owner, buyers = self.chat_messages(lo, hi)
+        page = frame[(owner == agent) & (buyers == buyer)]
         records = _records(
             {
                 "direction": np.where((page["sender_type"] == "customer").to_numpy(), 1, 0),
