@@ -4,7 +4,7 @@
 with
 
 source as (
-    select * from {{ source("raw", "wecom__messages") }}
+    select * from {{ source("raw_wecom", "messages") }}
 ),
 
 latest as (
