@@ -166,6 +166,10 @@ class Loader:
         self.validator = validator
         self.landing = landing or landing_root()
         self.quarantine = quarantine or quarantine_root()
+        # every declared stream has its raw table, empty until loaded: staging can build
+        # before a platform's first batch arrives
+        for stream in streams.values():
+            self._ensure_table(stream)
 
     def close(self) -> None:
         self.con.close()
