@@ -83,6 +83,8 @@ def _json_path(field_name: str) -> str:
 
 def _time_sql(stream: Stream, col: str = "j") -> str:
     """SQL turning the stream's time field into a UTC timestamptz (NULL if unparseable)."""
+    if stream.time_field is None:
+        return "cast(null as timestamptz)"
     raw = f"json_extract_string({col}, '{_json_path(stream.time_field)}')"
     if stream.time_format == "unix_s":
         return f"to_timestamp(try_cast({raw} as double))"
@@ -116,12 +118,13 @@ def _reason_sql(stream: Stream, col: str = "j") -> str:
         checks.append(
             f"when json_extract({col}, '{_json_path(r)}') is null then 'missing required field {r}'"
         )
-    raw_time = f"json_extract_string({col}, '{_json_path(stream.time_field)}')"
-    checks.append(f"when {raw_time} is null then 'missing time field {stream.time_field}'")
-    checks.append(
-        f"when {_time_sql(stream, col)} is null then "
-        f"'unparseable {stream.time_field} (expected {stream.time_format}): ' || {raw_time}"
-    )
+    if stream.time_field is not None:
+        raw_time = f"json_extract_string({col}, '{_json_path(stream.time_field)}')"
+        checks.append(f"when {raw_time} is null then 'missing time field {stream.time_field}'")
+        checks.append(
+            f"when {_time_sql(stream, col)} is null then "
+            f"'unparseable {stream.time_field} (expected {stream.time_format}): ' || {raw_time}"
+        )
     return "case " + " ".join(checks) + " else null end"
 
 

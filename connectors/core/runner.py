@@ -140,6 +140,8 @@ def extract(
             start = _ts(latest.window["until"]) - pd.Timedelta(stream.lookback)
         else:
             start = until - pd.Timedelta(initial_history)
+        if latest is None and stream.initial_history is not None:
+            start = min(start, until - pd.Timedelta(stream.initial_history))
         if stream.retention is not None and start < until - pd.Timedelta(stream.retention):
             events.add(
                 "cursor_beyond_retention",

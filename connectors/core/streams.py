@@ -30,13 +30,15 @@ class Stream:
     - `freshness`: how current the platform's data are (real_time, hourly, d_plus_1);
     - `retention`: how far back the API reaches (None = no limit);
     - `max_window` / `lookback`: window size the API allows, re-read for late updates;
-    - `doc`: the documentation page the mapping follows.
+    - `doc`: the documentation page the mapping follows;
+    - `initial_history`: how far back the first sync of a time-window stream reaches
+      (overrides a shorter `since` on that first run: orders need their whole history).
     """
 
     platform: str
     name: str
     primary_key: tuple[str, ...]
-    time_field: str
+    time_field: str | None  # None: a reference list with no time of its own
     time_format: TimeFormat
     cursor: CursorKind
     doc: str
@@ -46,6 +48,7 @@ class Stream:
     lookback: dt.timedelta = dt.timedelta(hours=1)
     required: tuple[str, ...] = ()
     description: str = ""
+    initial_history: dt.timedelta | None = None  # how far back a first sync reaches
 
     @property
     def table(self) -> str:

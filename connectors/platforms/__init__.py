@@ -20,6 +20,7 @@ MODULES = {
     "sobot": "connectors.platforms.sobot",
     "douyin": "connectors.platforms.douyin",
     "pinduoduo": "connectors.platforms.pinduoduo",
+    "crm": "connectors.platforms.crm",
 }
 
 

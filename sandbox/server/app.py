@@ -4,6 +4,7 @@
     /taobao/router/rest       Taobao TOP gateway       /jd/routerjson          JD JOS gateway
     /meiqia/...               Meiqia                   /sobot/...              Sobot
     /zendesk/api/v2/...       Zendesk                  /console/<platform>/... admin consoles
+    /crm/api/v1/...           the company's CRM (customers, identities, orders)
     /_sandbox/...             clock, faults, health (for tests and the demo)
 
 Platform modules live in `sandbox/server/platforms/<platform>.py`, each exposing
@@ -26,6 +27,7 @@ from sandbox.server.state import SandboxState
 
 API_PLATFORMS = ("wecom", "wechat_oa", "taobao", "jd", "meiqia", "sobot", "zendesk")
 CONSOLE_ONLY = ("douyin", "pinduoduo")
+INTERNAL = ("crm",)  # the company's own CRM / order system, always served
 
 
 def build_app(state: SandboxState) -> FastAPI:
@@ -36,8 +38,8 @@ def build_app(state: SandboxState) -> FastAPI:
     )
     app.state.sandbox = state
     served = []
-    for platform in API_PLATFORMS:
-        if platform not in state.data.config["channels"]:
+    for platform in API_PLATFORMS + INTERNAL:
+        if platform not in state.data.config["channels"] and platform not in INTERNAL:
             continue
         try:
             module = importlib.import_module(f"sandbox.server.platforms.{platform}")

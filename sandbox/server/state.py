@@ -33,6 +33,7 @@ DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
     "zendesk": {"email": "api@sandbox.example", "api_token": "sandbox-zendesk-token", "subdomain": "sandbox"},
     "douyin": {"username": "admin", "password": "sandbox-douyin-pass"},
     "pinduoduo": {"username": "admin", "password": "sandbox-pdd-pass"},
+    "crm": {"api_key": "sandbox-crm-api-key"},
 }
 CONSOLE_CREDENTIALS = {"username": "admin", "password": "sandbox-console-pass"}
 
