@@ -193,6 +193,36 @@ def ingest(
         raise typer.Exit(1)
 
 
+def backfill_command(
+    platform: str = typer.Option(..., "--platform", "-p", help="Platform, e.g. wecom."),
+    stream: str = typer.Option("messages", help="Stream to backfill."),
+    since: str = typer.Option(..., help="From this time (naive = Asia/Shanghai)."),
+    until: str = typer.Option(..., help="Up to this time, e.g. the start of the API's retention."),
+    sandbox: str = typer.Option(None, envvar="CSW_SANDBOX_URL", help="Base URL of the sandbox platforms."),
+    load: bool = typer.Option(True, help="Load the landed batches into DuckDB afterwards."),
+) -> None:
+    """Land history the API no longer keeps (WeCom: 3 days) from the admin console export."""
+    from connectors.scrapers import backfill
+
+    _setup_logging(False)
+    config = load_config(overrides=sandbox_overrides(sandbox) if sandbox else None)
+    if platform not in config:
+        console.print(f"[red]no configuration for {platform}[/]; see docs/connectors/{platform}.md")
+        raise typer.Exit(2)
+    try:
+        result = backfill(platform, stream, parse_time(since), parse_time(until), config=config[platform])
+    except ConnectorError as exc:
+        console.print(f"[red]backfill failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"Landed {result.rows:,} {platform}.{stream} rows in {result.batches} batches from the console."
+    )
+    if load:
+        with Loader(warehouse_path(), all_streams()) as loader:
+            loaded = loader.load_pending()
+        console.print(f"Loaded {loaded.rows:,} new rows into {warehouse_path()}.")
+
+
 @quarantine_app.command("list")
 def quarantine_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """Quarantined batches (whole) and records (with the reason), oldest first."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from connectors.cli import ingest_app, quarantine_app
+from connectors.cli import backfill_command, ingest_app, quarantine_app
 from forecasting.cli import staffing_app
 from sandbox.cli import app as sandbox_app
 
@@ -21,6 +21,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(staffing_app, name="staffing")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(quarantine_app, name="quarantine")
+app.command("backfill")(backfill_command)
 
 
 @app.command()

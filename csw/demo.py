@@ -49,6 +49,21 @@ def served_table(server) -> Table:
     return table
 
 
+def _backfill_wecom(sandbox_url: str, since, as_of) -> None:
+    """WeCom's API keeps 3 days: a first install reads older history from the console once."""
+    from connectors.core.config import load_config, sandbox_overrides
+    from connectors.core.landing import latest_manifest
+    from connectors.scrapers import backfill
+
+    if latest_manifest("wecom", "messages") is not None:
+        return  # not a first install
+    config = load_config(overrides=sandbox_overrides(sandbox_url))["wecom"]
+    result = backfill("wecom", "messages", since, as_of - pd.Timedelta(days=3), config=config)
+    console.print(
+        f"WeCom history older than the API's 3 days: {result.rows:,} messages from the console export"
+    )
+
+
 def run_demo() -> None:
     from connectors.cli import _summary_table, run_ingest
     from sandbox.server.app import RunningServer
@@ -70,6 +85,7 @@ def run_demo() -> None:
 
         console.rule("3. Ingest every platform into DuckDB raw")
         os.environ.setdefault("CSW_CONNECTORS_CONFIG", str(data_dir() / "connectors.yaml"))
+        _backfill_wecom(server.url, since, as_of)
         summary = run_ingest(None, None, since, as_of, server.url, show_progress=True)
         console.print(_summary_table(summary))
         for f in summary["failures"]:

@@ -17,7 +17,8 @@ https://developer.work.weixin.qq.com/document/path/90313 (error codes).
 - Errors are HTTP 200 + errcode: 45009 rate limit and 45033 concurrency are retried;
   48002 (API forbidden) and 60011 (no privilege) mean unavailable -> console fallback.
 
-Settings: `base_url`, `corpid`, `corpsecret`, `open_kfid`.
+Settings: `base_url`, `corpid`, `corpsecret`, `open_kfid`; for the console fallback and
+backfill: `console_url`, `console_username`, `console_password`.
 """
 
 from __future__ import annotations
@@ -123,6 +124,16 @@ class Connector(PlatformConnector):
             yield Page([{**r, "polled_at": polled} for r in body.get("servicer_list", [])], None, done=True)
         else:
             raise KeyError(stream.name)
+
+    def scraper(self):
+        """The admin console, when configured (`console_url`, `console_username`,
+        `console_password`): the fallback when the API is off, and the backfill source for
+        history older than the API's 3 days."""
+        if not self.config.get("console_url"):
+            return None
+        from connectors.scrapers import console_scraper_for
+
+        return console_scraper_for("wecom", self.config)
 
     def _messages(self, cursor) -> Iterator[Page]:
         while True:
