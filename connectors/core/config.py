@@ -163,4 +163,7 @@ def sandbox_overrides(base_url: str) -> dict[str, dict]:
             "console_username": CONSOLE_CREDENTIALS["username"],
             "console_password": CONSOLE_CREDENTIALS["password"],
         }
+    # the sandbox serves Zendesk comments in bulk (a sandbox extension, faster than one
+    # request per ticket); real Zendesk uses the default per-ticket mode
+    out["zendesk"]["comments_mode"] = "bulk"
     return out

@@ -1,101 +1,37 @@
 """Pinduoduo 拼多多 connector: scraper-only (the platform has no public chat API).
 
-Console: the 拼多多商家后台 (https://mms.pinduoduo.com) -> 多多客服 -> 客服数据 / 聊天记录 with
-their export; its stand-in is the sandbox console `/console/pinduoduo` (docs/sandbox/console.md).
+Console: the 拼多多商家后台 (https://mms.pinduoduo.com) -> 多多客服 (https://mms.pinduoduo.com/
+chat-merchant/) -> 客服数据 / 聊天记录 with their export; the 拼多多开放平台
+(https://open.pinduoduo.com/application/document/api) offers orders and goods but no chat
+records. Its stand-in is the sandbox console `/console/pinduoduo` (docs/sandbox/console.md).
 Every stream is read by `connectors.scrapers.console.ConsoleScraper`, so every batch is
-`source=scrape`.
+`source=scrape`. docs/connectors/pinduoduo.md.
 
-Streams (records in the console's canonical shape, `SHAPES["pinduoduo"]`; times are UTC ISO
-strings parsed from the console's Asia/Shanghai local time, ids are text):
-- sessions: conversations by start time (`session_id`; times, waits, status, rating as known now);
-- messages: by send time (`message_id`, `sender` customer|agent|bot|system, `event` for system rows);
-- ratings: by rating time (`rating_id`, `rating` 1-5);
-- agents: snapshot of the accounts (`agent_account`, `online` online|offline, `snapshot_at`);
-- agent_status: online intervals by start (`agent_account`, `started_at`, `ended_at` blank while open).
+The console has the same five reports as Douyin Feige's (the customer column is 买家ID), so
+the streams, windows, look-backs, the dropping of re-read unchanged rows and the error
+handling are those of `connectors.platforms.douyin` (`console_streams`, `ConsoleConnector`):
+- sessions (`session_id`, by start, look-back 12 h), messages (`message_id`, by send time,
+  1 h), ratings (`rating_id`, 1-5, 1 h), agents (snapshot), agent_status (by start, 12 h);
+- times are UTC ISO strings from the console's Asia/Shanghai local time, whole seconds.
 
-Sessions and agent-status intervals change after they start (close, rating, interval end) while
-the console selects them by start time, so they are re-read with a longer look-back (12 h)
-than messages and ratings (1 h), which never change once shown.
+No API key to renew: a refused console login is a `ScraperAuthError` naming the account
+(fix the password, or unlock the sub-account in 商家后台 -> 账户 -> 子账号管理).
 
-Settings (platforms.pinduoduo): `console_url`, `console_username`, `console_password`, optional
-`console_mode` (auto | csv | html).
+Settings (platforms.pinduoduo): `console_url`, `console_username`, `console_password`,
+optional `console_mode` (auto | csv | html), `console_read_timeout_s` (120). From an Airflow
+connection `csw_pinduoduo`: host = the console URL, login / password = the console account.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
-
-from connectors.core.runner import PlatformConnector
-from connectors.core.streams import Page, Stream, Window
-from connectors.scrapers.console import console_scraper_for
+from connectors.platforms.douyin import ConsoleConnector, console_streams
 
 PLATFORM = "pinduoduo"
-CONSOLE = "https://mms.pinduoduo.com (多多客服 客服数据 / 聊天记录 export); sandbox: docs/sandbox/console.md"
+CONSOLE = "https://mms.pinduoduo.com/chat-merchant/ (多多客服 客服数据 / 聊天记录 export); sandbox: docs/sandbox/console.md"
+
+STREAMS = console_streams(PLATFORM, CONSOLE)
 
 
-def _stream(name: str, key: tuple[str, ...], time_field: str, description: str, **kw) -> Stream:
-    return Stream(
-        platform=PLATFORM,
-        name=name,
-        primary_key=key,
-        time_field=time_field,
-        time_format="iso",
-        cursor=kw.pop("cursor", "time_window"),
-        doc=f"{CONSOLE} - report {kw.pop('report', name)}",
-        freshness="hourly",
-        retention=None,
-        max_window=dt.timedelta(days=1),
-        lookback=kw.pop("lookback", dt.timedelta(hours=1)),
-        description=description,
-        **kw,
-    )
-
-
-STREAMS = {
-    "sessions": _stream(
-        "sessions",
-        ("session_id",),
-        "started_at",
-        "Conversations (会话记录) by start time, with hand-off, assignment, first response, close, "
-        "wait and FRT seconds, status and rating as known at the read.",
-        lookback=dt.timedelta(hours=12),
-    ),
-    "messages": _stream(
-        "messages",
-        ("message_id",),
-        "sent_at",
-        "Chat messages and system events (聊天记录) by send time.",
-        required=("session_id", "sender"),
-    ),
-    "ratings": _stream("ratings", ("rating_id",), "rated_at", "Satisfaction ratings (满意度评价), 1-5."),
-    "agents": _stream(
-        "agents",
-        ("agent_account", "snapshot_at"),
-        "snapshot_at",
-        "Agent accounts (客服列表) with their presence at the read (snapshot).",
-        cursor="snapshot",
-    ),
-    "agent_status": _stream(
-        "agent_status",
-        ("agent_account", "started_at"),
-        "started_at",
-        "Online intervals of the agents (客服状态记录) by start; end blank while ongoing.",
-        lookback=dt.timedelta(hours=12),
-    ),
-}
-
-
-class Connector(PlatformConnector):
+class Connector(ConsoleConnector):
     name = PLATFORM
     streams = STREAMS
-
-    def __init__(self, config):
-        super().__init__(config)
-        self._scraper = console_scraper_for(PLATFORM, config)
-
-    def fetch(self, stream: Stream, cursor, window: Window) -> Iterator[Page]:
-        yield from self._scraper.fetch(stream, window)
-
-    def scraper(self):
-        return self._scraper

@@ -60,7 +60,10 @@ MAX_WINDOW = dt.timedelta(hours=24)
 TOKEN_ERRORS = {40001, 40014, 41001, 42001}
 RETRY_ERRORS = {-1, 45009, 45033}
 UNAVAILABLE_ERRORS = {48001, 48002, 48004, 50001, 50002, 65400}
-FATAL_HINTS = {
+HINTS = {
+    48001: "the account lacks this API permission (认证/接口权限)",
+    50001: "the account is not authorised for this API",
+    65400: "customer service (客服功能) is not enabled for the account",
     65416: "invalid parameter (starttime/endtime/msgid/number); this is a connector bug",
     65417: "time range over 24 h; the connector's windows must be <= 24 h - this is a connector bug",
     61004: "this server's IP is not on the account's IP whitelist (mp.weixin.qq.com > 设置与开发 > 基本配置)",
@@ -136,10 +139,11 @@ def classify(response: requests.Response) -> Classified:
         return Classified(Verdict.TOKEN_EXPIRED, reason)
     if code in RETRY_ERRORS:
         return Classified(Verdict.RETRY, reason)
+    hint = HINTS.get(code)
+    reason = f"{reason}: {hint}" if hint else reason
     if code in UNAVAILABLE_ERRORS:
         return Classified(Verdict.UNAVAILABLE, reason)
-    hint = FATAL_HINTS.get(code)
-    return Classified(Verdict.FATAL, f"{reason}: {hint}" if hint else reason)
+    return Classified(Verdict.FATAL, reason)
 
 
 def window_seconds(window: Window) -> tuple[int, int]:
@@ -206,7 +210,9 @@ class Connector(PlatformConnector):
             )
             records = body.get("recordlist")
             if not isinstance(records, list):
-                raise FatalApiError(f"wechat_oa: getmsglist answered without recordlist (keys: {sorted(body)})")
+                raise FatalApiError(
+                    f"wechat_oa: getmsglist answered without recordlist (keys: {sorted(body)})"
+                )
             returned = int(body.get("number", len(records)))
             more = returned >= number
             if more:

@@ -55,7 +55,7 @@ import requests
 
 from connectors.core.auth import BasicAuth
 from connectors.core.config import ConfigError
-from connectors.core.http import Classified, FatalApiError, HttpClient, Verdict, parsed_json
+from connectors.core.http import ApiUnavailable, Classified, FatalApiError, HttpClient, Verdict, parsed_json
 from connectors.core.runner import PlatformConnector
 from connectors.core.streams import Page, Stream, Window
 
@@ -68,6 +68,8 @@ COMMENTS_MODES = ("per_ticket", "bulk")
 TICKET_EXPORT = "incremental/tickets/cursor.json"
 BULK_COMMENTS = "sandbox/incremental/comments/cursor.json"  # sandbox extension
 UNAVAILABLE_ERRORS = {"APIAccessDisabled", "Forbidden"}
+# streams the admin console has a report of the API's record shape for (fallback)
+CONSOLE_REPORTS = {"messages": "messages", "satisfaction_ratings": "ratings"}
 
 STREAMS = {
     "tickets": Stream(
@@ -206,13 +208,11 @@ class Connector(PlatformConnector):
             raise KeyError(stream.name)
 
     def scraper(self):
-        """The admin console for the streams it has a report of the same shape for."""
+        """The admin console, for the streams it has a report of the API's shape for."""
         if self._scraper is None and self.config.get("console_url"):
             from connectors.scrapers.console import console_scraper_for
 
-            self._scraper = console_scraper_for(
-                "zendesk", self.config, {"messages": "messages", "satisfaction_ratings": "ratings"}
-            )
+            self._scraper = ConsoleFallback(console_scraper_for("zendesk", self.config, CONSOLE_REPORTS))
         return self._scraper
 
     # -- incremental exports (server cursor, stop on end_of_stream) ------------------------------
@@ -229,7 +229,9 @@ class Connector(PlatformConnector):
             after = body.get("after_cursor")
             done = bool(body["end_of_stream"])
             if not done and (not after or (after == cursor and not items)):
-                raise FatalApiError(f"zendesk: {path} did not advance (after_cursor {after!r}) before its end")
+                raise FatalApiError(
+                    f"zendesk: {path} did not advance (after_cursor {after!r}) before its end"
+                )
             cursor = after or cursor
             # an empty page before the end only skips a quiet stretch: nothing to land
             if items or done:
@@ -283,3 +285,20 @@ class Connector(PlatformConnector):
             if not more:
                 return
             params = {**params, "page[after]": meta["after_cursor"]}
+
+
+class ConsoleFallback:
+    """The console scraper for `CONSOLE_REPORTS`; other streams stay unavailable, with a
+    message that says so (tickets and users have no console report in the API's shape)."""
+
+    def __init__(self, scraper):
+        self.scraper = scraper
+
+    def fetch(self, stream: Stream, window: Window, cursor=None) -> Iterator[Page]:
+        if stream.name not in CONSOLE_REPORTS:
+            raise ApiUnavailable(
+                f"zendesk.{stream.name}: the API is unavailable (switched off or forbidden) and the console "
+                "has no report in this stream's shape; turn API access on again (Admin Center > Apps and "
+                "integrations > APIs > Zendesk API) and re-run - the cursor is unchanged"
+            )
+        return self.scraper.fetch(stream, window, cursor)

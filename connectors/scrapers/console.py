@@ -401,22 +401,257 @@ def _wecom_messages(records: list[dict], ctx: ShapeContext) -> list[dict]:
     return out
 
 
-def _sobot_local_copy(field_ms: str, field_local: str) -> Callable[[list[dict], ShapeContext], list[dict]]:
-    """Sobot sends every time twice: `t` (unix ms) and `ts` (local string)."""
+# Meiqia and Sobot: the sandbox console shows the simulation's ids (会话ID / 对话ID = conversation,
+# 消息ID = message), which the sandbox APIs present in their own form: Meiqia conv_id =
+# 1240000000 + id and message id = 5500000000 + id (sandbox/server/platforms/meiqia.py), Sobot
+# cid = 32 hex digits derived from the id (`sobot_cid`) and msgid = m_<id>. A real console shows
+# the platform's own ids, which pass through unchanged (a Meiqia id >= the base, a Sobot cid that
+# is not a small decimal number).
+_MEIQIA_CONV_BASE = 1240000000
+_MEIQIA_MSG_BASE = 5500000000
+_MEIQIA_EVENT_TEXT = {
+    "handoff": "访客请求转人工",
+    "assign": "客服接入对话",
+    "transfer": "对话转接给客服",
+    "close": "对话已结束",
+    "reopen": "对话重新开启",
+}
+_SOBOT_EVENT_TEXT = {
+    "handoff": "转人工",
+    "assign": "客服接入会话",
+    "transfer": "会话转接给客服",
+    "close": "会话结束",
+    "reopen": "会话重新开启",
+}
+_SOBOT_SENDER = {0: None, 1: ("robot_1", "智能机器人"), 2: None, 3: ("system", "系统消息")}
+_U64 = (1 << 64) - 1
 
-    def build(records: list[dict], ctx: ShapeContext) -> list[dict]:
-        for r in records:
-            ms = r.get(field_ms)
-            r[field_local] = (
-                dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-                .astimezone(dt.timezone(dt.timedelta(hours=8)))
-                .strftime(LOCAL_FORMAT)
-                if isinstance(ms, int)
-                else ms
-            )
-        return records
 
-    return build
+def _as_int(value: Any) -> Any:
+    """A console id cell as the API's int (text that is not a number is kept as it is)."""
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return int(str(value))
+    except ValueError:
+        return value
+
+
+def _meiqia_id(value: Any, base: int) -> Any:
+    number = _as_int(value)
+    return number + base if isinstance(number, int) and number < base else number
+
+
+def _sobot_cid(value: Any) -> Any:
+    """The sandbox console's conversation id -> the API's cid (`sobot_cid`); a real cid passes."""
+    text = "" if value is None else str(value)
+    if not text.isdigit() or len(text) > 18:
+        return value
+    n = int(text)
+    return f"{(n * 0x9E3779B97F4A7C15) & _U64:016x}{(n * 0xC2B2AE3D27D4EB4F) & _U64:016x}"
+
+
+def _local_ms(ms: Any) -> Any:
+    if not isinstance(ms, int):
+        return ms
+    return (
+        dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+        .astimezone(dt.timezone(dt.timedelta(hours=8)))
+        .strftime(LOCAL_FORMAT)
+    )
+
+
+def _meiqia_conversations(records: list[dict], ctx: ShapeContext) -> list[dict]:
+    out = []
+    for r in records:
+        if r.get("status") != "closed":  # the API's records are of ended conversations only
+            continue
+        out.append(
+            {
+                "conv_id": _meiqia_id(r["conv_id"], _MEIQIA_CONV_BASE),
+                "track_id": r["track_id"],
+                "agent_id": _as_int(r["agent_id"]),
+                "conv_start_tm": r["conv_start_tm"],
+                "conv_end_tm": r["conv_end_tm"],
+                "conv_first_resp_wait_in_secs": r["conv_first_resp_wait_in_secs"],
+                "comment_level": r["comment_level"],
+            }
+        )
+    return out
+
+
+def _meiqia_messages(records: list[dict], ctx: ShapeContext) -> list[dict]:
+    out = []
+    for r in records:
+        system = r["from"] == "system"
+        out.append(
+            {
+                "id": _meiqia_id(r["id"], _MEIQIA_MSG_BASE),
+                "conv_id": _meiqia_id(r["conv_id"], _MEIQIA_CONV_BASE),
+                "from": r["from"],
+                "type": "event" if system else "message",
+                "content_type": "text",
+                "content": _MEIQIA_EVENT_TEXT.get(r["event"], r["event"] or "")
+                if system
+                else (r["content"] or ""),
+                "agent_id": _as_int(r["agent_id"]),
+                "created_on": r["created_on"],
+            }
+        )
+    return out
+
+
+def _meiqia_agents(records: list[dict], ctx: ShapeContext) -> list[dict]:
+    """Agents and agent-status rows: the account is Meiqia's numeric agent id."""
+    return [{**r, "agent_id": _as_int(r["agent_id"])} for r in records]
+
+
+def _sobot_sessions(records: list[dict], ctx: ShapeContext) -> list[dict]:
+    out = []
+    for r in records:
+        closed = r.get("status") == "closed"  # a reopened session shows end_time 0 until it closes again
+        end = r["end_time"] if closed else None
+        out.append(
+            {
+                "cid": _sobot_cid(r["cid"]),
+                "partnerid": r["partnerid"],
+                "staff_id": r["staff_id"] or "",
+                "transfer_flag": int(r.get("handoff_at") is not None),
+                "start_time": r["start_time"],
+                "start_time_str": _local_ms(r["start_time"]),
+                "end_time": end if end is not None else 0,
+                "end_time_str": _local_ms(end) if end is not None else "",
+                "first_response_seconds": r["first_response_seconds"] or 0,
+            }
+        )
+    return out
+
+
+def _sobot_messages(records: list[dict], ctx: ShapeContext) -> list[dict]:
+    out = []
+    for r in records:
+        kind = r["sender_type"]
+        fixed = _SOBOT_SENDER.get(kind)
+        if fixed is None:  # the customer (partnerid) or the agent (staff id; the name is not shown)
+            who = r["customer_id"] if kind == 0 else r["agent_account"]
+            fixed = (who or "", "访客" if kind == 0 else (r["agent_account"] or ""))
+        out.append(
+            {
+                "cid": _sobot_cid(r["cid"]),
+                "msgid": r["msgid"],
+                "sender_type": kind,
+                "sender": fixed[0],
+                "sender_name": fixed[1],
+                "msg_type": 0,
+                "msg": _SOBOT_EVENT_TEXT.get(r["event"], r["event"] or "") if kind == 3 else (r["msg"] or ""),
+                "t": r["t"],
+                "ts": _local_ms(r["t"]),
+            }
+        )
+    return out
+
+
+def _sobot_ratings(records: list[dict], ctx: ShapeContext) -> list[dict]:
+    return [
+        {
+            "cid": _sobot_cid(r["cid"]),
+            "partnerid": r["partnerid"],
+            "staff_id": r["staff_id"] or "",
+            "type": 1 if r["staff_id"] else 0,
+            "score": r["score"],
+            "t": r["t"],
+            "ts": _local_ms(r["t"]),
+            "nps": r["nps"] if r["nps"] is not None else -1,
+        }
+        for r in records
+    ]
+
+
+def _sobot_status(records: list[dict], ctx: ShapeContext) -> list[dict]:
+    out = []
+    for r in records:
+        end = r["end_time"]
+        out.append(
+            {
+                "staff_id": r["staff_id"],
+                "status": r["status"],
+                "start_time": r["start_time"],
+                "start_time_str": _local_ms(r["start_time"]),
+                "end_time": end if end is not None else 0,
+                "end_time_str": _local_ms(end) if end is not None else "",
+            }
+        )
+    return out
+
+
+def _taobao_main_account(records: list[dict], ctx: ShapeContext, fields: tuple[str, ...]) -> str:
+    """The shop's main account `cntaobao<shop>`: `seller_nick` from the config, else the part
+    before ':' of a sub-account (`cntaobao<shop>:<sub>`) seen in the records."""
+    nick = ctx.config.get("seller_nick") if ctx.config is not None else None
+    if nick:
+        return f"cntaobao{nick}"
+    for r in records:
+        for name in fields:
+            value = r.get(name)
+            if isinstance(value, str) and ":" in value:
+                return value.split(":", 1)[0]
+    return "cntaobao"
+
+
+def _as_int(value):
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
+def _taobao_messages(records: list[dict], ctx: ShapeContext) -> list[dict]:
+    """Console rows -> chatlog msgs keyed like the API (to_id, time, direction, content).
+
+    chatlog has no system rows (dropped here); `from_id` is the account the API files a message
+    under: the bot speaks as the main account, a buyer's message belongs to the agent serving the
+    buyer at that moment (the last agent named in the session so far), else the main account."""
+    main = _taobao_main_account(records, ctx, ("from_id",))
+    owner: dict = {}
+    out = []
+    for r in records:
+        session = r.get("session_id")
+        agent = r.get("from_id")
+        if agent:
+            owner[session] = agent
+        r.pop("event", None)
+        if r["direction"] == "system":
+            continue
+        if r["direction"] == 1:
+            r["from_id"] = owner.get(session, main)
+        elif not agent:
+            r["from_id"] = main
+        r["content"] = r.get("content") or ""
+        r["session_id"] = _as_int(session)
+        out.append(r)
+    return out
+
+
+def _taobao_ratings(records: list[dict], ctx: ShapeContext) -> list[dict]:
+    """Console ratings -> evals eval_detail; a rating of a bot-only chat is the main account's."""
+    main = _taobao_main_account(records, ctx, ("eval_sender",))
+    for r in records:
+        r["eval_sender"] = r.get("eval_sender") or main
+        r["session_id"] = _as_int(r.get("session_id"))
+    return records
+
+
+def _jd_messages(records: list[dict], ctx: ShapeContext) -> list[dict]:
+    """Console rows -> chatLogList items: no system rows (the API serves none), `msg_key` as the
+    connector computes it (sid, second, side, content), so a scraped message keys like the API's."""
+    from connectors.platforms.jd import message_key
+
+    out = []
+    for r in records:
+        r.pop("event", None)
+        if r["waiterSend"] == "system":
+            continue
+        r["content"] = r.get("content") or ""
+        r["msg_key"] = message_key(r.get("sid"), r.get("time"), r["waiterSend"], r["content"])
+        out.append(r)
+    return out
 
 
 _RATING_5_TO_TOP_EVAL_CODE = {5: 0, 4: 1, 3: 2, 2: 3, 1: 4}  # Taobao eval_code 0 非常满意 .. 4 非常不满意
@@ -474,7 +709,7 @@ SHAPES: dict[str, dict[str, Shape]] = {
     "taobao": {
         "messages": Shape(
             "messages",
-            ("message_id",),
+            ("to_id", "time", "direction", "content"),
             "time",
             "local",
             rename={
@@ -483,12 +718,15 @@ SHAPES: dict[str, dict[str, Shape]] = {
                 "agent_account": "from_id",
                 "customer_id": "to_id",
             },
-            values={"direction": {"customer": 1, "agent": 0, "bot": 0, "system": 0}},
-            note="chatlog msgs (direction, time, content, session_id) + from_id/to_id and message_id",
+            values={"direction": {"customer": 1, "agent": 0, "bot": 0, "system": "system"}},
+            prefix={"from_id": "cntaobao", "to_id": "cntaobao"},
+            build=_taobao_messages,
+            note="chatlog msgs (direction, time, content, session_id) + from_id/to_id as the connector adds "
+            "them; the console's message_id kept",
         ),
         "ratings": Shape(
             "ratings",
-            ("rating_id",),
+            ("eval_recer", "eval_time"),
             "eval_time",
             "local",
             rename={
@@ -498,6 +736,8 @@ SHAPES: dict[str, dict[str, Shape]] = {
                 "customer_id": "eval_recer",
             },
             values={"eval_code": _RATING_5_TO_TOP_EVAL_CODE},
+            prefix={"eval_sender": "cntaobao", "eval_recer": "cntaobao"},
+            build=_taobao_ratings,
             note="evals eval_detail (eval_code = 5 - csat, eval_time, eval_sender, eval_recer, session_id)",
         ),
         "sessions": canonical_shape("sessions", "local"),
@@ -507,7 +747,7 @@ SHAPES: dict[str, dict[str, Shape]] = {
     "jd": {
         "messages": Shape(
             "messages",
-            ("message_id",),
+            ("msg_key",),
             "time",
             "unix_ms",
             rename={
@@ -517,8 +757,10 @@ SHAPES: dict[str, dict[str, Shape]] = {
                 "sent_at": "time",
                 "sender": "waiterSend",
             },
-            values={"waiterSend": {"customer": False, "agent": True, "bot": True, "system": True}},
-            note="chatLogList items (sid, customer, waiter, content, time ms, waiterSend) + message_id",
+            values={"waiterSend": {"customer": False, "agent": True, "bot": True, "system": "system"}},
+            build=_jd_messages,
+            note="chatLogList items (sid, customer, waiter, content, time ms, waiterSend) + msg_key; the "
+            "console shows seconds, the robot's waiter is left empty",
         ),
         "sessions": Shape(
             "sessions",
@@ -536,15 +778,17 @@ SHAPES: dict[str, dict[str, Shape]] = {
         ),
         "ratings": Shape(
             "ratings",
-            ("rating_id",),
-            "rated_at",
+            ("sid",),
+            "time",
             "unix_ms",
             rename={
                 "session_id": "sid",
                 "customer_id": "customer",
                 "agent_account": "waiter",
                 "rating": "score",
+                "rated_at": "time",
             },
+            note="evaluationList items (sid, customer, waiter, score 1-5, time ms)",
         ),
         "agents": canonical_shape("agents"),
         "agent_status": canonical_shape("agent_status", "unix_ms"),
@@ -553,7 +797,7 @@ SHAPES: dict[str, dict[str, Shape]] = {
         "sessions": Shape(
             "sessions",
             ("conv_id",),
-            "conv_start_tm",
+            "conv_end_tm",
             "local",
             rename={
                 "session_id": "conv_id",
@@ -564,8 +808,11 @@ SHAPES: dict[str, dict[str, Shape]] = {
                 "frt_s": "conv_first_resp_wait_in_secs",
                 "rating": "comment_level",
             },
-            note="conversations (conv_id, conv_start_tm, conv_end_tm, conv_first_resp_wait_in_secs, "
-            "comment_level good|neutral|bad as the console shows it)",
+            values={"comment_level": {"good": 2, "neutral": 1, "bad": 0}},
+            build=_meiqia_conversations,
+            note="GET /v1/conversations records of ENDED conversations (conv_id, track_id, agent_id, "
+            "conv_start_tm, conv_end_tm, conv_first_resp_wait_in_secs, comment_level 2/1/0); open "
+            "sessions are left out",
         ),
         "messages": Shape(
             "messages",
@@ -580,10 +827,36 @@ SHAPES: dict[str, dict[str, Shape]] = {
                 "sent_at": "created_on",
             },
             values={"from": {"customer": "client", "agent": "agent", "bot": "robot", "system": "system"}},
+            build=_meiqia_messages,
+            note="GET /v1/messages records (id, conv_id, from, type, content_type, content, agent_id, "
+            "created_on); event texts without the agent's nickname (the console shows the account)",
         ),
         "ratings": canonical_shape("ratings", "local"),
-        "agents": canonical_shape("agents"),
-        "agent_status": canonical_shape("agent_status", "local"),
+        "agents": Shape(
+            "agents",
+            ("agent_id", "polled_at"),
+            "polled_at",
+            "unix_s",
+            rename={
+                "agent_account": "agent_id",
+                "team": "group_name",
+                "online": "status",
+                "snapshot_at": "polled_at",
+            },
+            snapshot="polled_at",
+            build=_meiqia_agents,
+            note="GET /v1/agents records (agent_id, nickname, group_name, status online|offline) + polled_at",
+        ),
+        "agent_status": Shape(
+            "agent_status",
+            ("agent_id", "start_tm"),
+            "start_tm",
+            "local",
+            rename={"agent_account": "agent_id", "started_at": "start_tm", "ended_at": "end_tm"},
+            drop=("duration_s",),
+            build=_meiqia_agents,
+            note="GET /v1/agents/status_logs records (agent_id, status, start_tm, end_tm null while ongoing)",
+        ),
     },
     "sobot": {
         "sessions": Shape(
@@ -599,6 +872,9 @@ SHAPES: dict[str, dict[str, Shape]] = {
                 "closed_at": "end_time",
                 "frt_s": "first_response_seconds",
             },
+            build=_sobot_sessions,
+            note="get_chat_list items (cid, partnerid, staff_id, transfer_flag, start_time / end_time ms "
+            "with *_str, first_response_seconds); end_time 0 while open, times to the second",
         ),
         "messages": Shape(
             "messages",
@@ -613,12 +889,14 @@ SHAPES: dict[str, dict[str, Shape]] = {
                 "sent_at": "t",
             },
             values={"sender_type": {"customer": 0, "bot": 1, "agent": 2, "system": 3}},
-            build=_sobot_local_copy("t", "ts"),
-            note="get_chat_detail items (cid, msgid, sender_type 0 user 1 bot 2 agent, msg, t ms, ts local)",
+            prefix={"msgid": "m_"},
+            build=_sobot_messages,
+            note="get_chat_detail items (cid, msgid m_<消息ID>, sender_type 0 user 1 bot 2 agent 3 system, "
+            "sender, sender_name, msg_type, msg, t ms, ts local); t to the second, agent names unknown",
         ),
         "ratings": Shape(
             "ratings",
-            ("rating_id",),
+            ("cid", "type"),
             "t",
             "unix_ms",
             rename={
@@ -628,10 +906,40 @@ SHAPES: dict[str, dict[str, Shape]] = {
                 "rating": "score",
                 "rated_at": "t",
             },
-            build=_sobot_local_copy("t", "ts"),
+            drop=("rating_id",),
+            build=_sobot_ratings,
+            note="get_satisfaction items (cid, partnerid, staff_id, type 1 agent / 0 bot, score 1-5, t ms, "
+            "ts, nps -1 when not asked)",
         ),
-        "agents": canonical_shape("agents"),
-        "agent_status": canonical_shape("agent_status", "unix_ms"),
+        "agents": Shape(
+            "agents",
+            ("staff_id", "polled_at"),
+            "polled_at",
+            "unix_s",
+            rename={
+                "agent_account": "staff_id",
+                "nickname": "staff_name",
+                "team": "group_name",
+                "online": "status",
+                "snapshot_at": "polled_at",
+            },
+            values={"status": {"online": 1, "offline": 0}},
+            snapshot="polled_at",
+            build=lambda recs, ctx: [{**r, "staff_nick": r["staff_name"]} for r in recs],
+            note="get_staff_list items (staff_id, staff_name, staff_nick, group_name, status 1/0) + polled_at",
+        ),
+        "agent_status": Shape(
+            "agent_status",
+            ("staff_id", "start_time"),
+            "start_time",
+            "unix_ms",
+            rename={"agent_account": "staff_id", "started_at": "start_time", "ended_at": "end_time"},
+            values={"status": {"online": 1, "busy": 2, "away": 3, "offline": 0}},
+            drop=("duration_s",),
+            build=_sobot_status,
+            note="get_staff_status_log items (staff_id, status 1 online, start_time / end_time ms with "
+            "*_str, end_time 0 while ongoing)",
+        ),
     },
     "zendesk": {
         "sessions": Shape(

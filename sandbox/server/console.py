@@ -48,7 +48,9 @@ Rules the scrapers must cope with:
   HTML 429 + Retry-After, `error_codes` -> HTML 503 (系统繁忙), `permission_denied` on
   the console key -> HTML 403, `expire_tokens_after` -> after N more report requests every
   console session of the platform ends (the next request: 302 to the login, `expired=1`).
-  Record-level faults (duplicates, late updates, schema drift) do not apply.
+  Record-level faults (duplicates, schema drift) do not apply; `late_updates` on the plain
+  douyin / pinduoduo key (their console is their only source) hides a share of recent
+  messages and ratings until `late_by_s` after they happened, as a lagging report does.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sandbox.config import CHANNELS, PROFILES
-from sandbox.server.faults import parse_header
+from sandbox.server.faults import apply_late, parse_header
 from sandbox.truth import HIDES_BOT_MESSAGES, visible_cutoff
 
 LOCAL_TZ = "Asia/Shanghai"
@@ -440,6 +442,14 @@ class Console:
     def raw(self, platform: str, report: str, start=None, end=None) -> pd.DataFrame:
         """The report's source rows for the window [start, end), in the console's order."""
         lower, upper = self.bounds(platform, start, end)
+        if report in ("messages", "ratings") and platform in CONSOLE_ONLY:
+            # the console is Douyin's / Pinduoduo's only source, so their `late_updates`
+            # (plain platform key) lands here: the report's data lag behind (数据有延迟)
+            id_col = "message_id" if report == "messages" else "rating_id"
+            time_col = "sent_at" if report == "messages" else "rated_at"
+            return apply_late(
+                self.state, platform, self._between(report, platform, lower, upper), id_col, time_col
+            )
         if report in ("messages", "ratings", "agent_status"):
             return self._between(report, platform, lower, upper)
         if report == "sessions":
@@ -482,6 +492,16 @@ class Console:
     def _account_of(self, platform: str, agent_ids: pd.Series) -> np.ndarray:
         return _text(agent_ids.map(self._accounts(platform)))
 
+    @staticmethod
+    def _session_ids(platform: str, conversation_ids: pd.Series) -> np.ndarray:
+        """The session id a console shows: JD's 京麦 shows the API's `sid` (so a scraped record
+        keys like an API one); the others show the conversation id."""
+        if platform == "jd":
+            from sandbox.server.platforms.jd import jd_sid
+
+            return jd_sid(conversation_ids.to_numpy()).astype(object)
+        return _text(conversation_ids)
+
     def _customer_of(self, conversation_ids: pd.Series) -> np.ndarray:
         users = self.state.conversation_index["platform_user_id"].astype(object)
         return _text(users.reindex(conversation_ids.to_numpy()))
@@ -504,7 +524,7 @@ class Console:
     def _fmt_messages(self, platform: str, m: pd.DataFrame) -> pd.DataFrame:
         lang = VALUE_LABELS[_lang(platform)]
         out = {
-            "session_id": _text(m["conversation_id"]),
+            "session_id": self._session_ids(platform, m["conversation_id"]),
             "message_id": _text(m["message_id"]),
             "sent_at": _local(m["sent_at"]),
             "sender": _text(m["sender_type"].astype(str).map(lang["sender"])),
@@ -519,7 +539,7 @@ class Console:
         nps = r["nps"].astype("Int64")
         out = {
             "rating_id": _text(r["rating_id"]),
-            "session_id": _text(r["conversation_id"]),
+            "session_id": self._session_ids(platform, r["conversation_id"]),
             "customer": self._customer_of(r["conversation_id"]),
             "agent": self._account_of(platform, r["agent_id"]),
             "rated_at": _local(r["rated_at"]),
@@ -549,7 +569,7 @@ class Console:
         rated = self._visible_ratings(platform).drop_duplicates("conversation_id", keep="last")
         csat = c["conversation_id"].map(rated.set_index("conversation_id")["csat"]).astype("Int64")
         out = {
-            "session_id": _text(c["conversation_id"]),
+            "session_id": self._session_ids(platform, c["conversation_id"]),
             "customer": _text(c["platform_user_id"]),
             "agent": self._account_of(platform, c["first_agent_id"].where(c["assigned_at"].notna(), -1)),
             "started_at": _local(c["started_at"]),
