@@ -5,7 +5,7 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: install demo test bench lint fmt clean
+.PHONY: install demo airflow test bench lint fmt clean
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.5"
@@ -16,6 +16,9 @@ install: $(VENV)/.synced
 
 demo: install
 	$(RUN) csw demo
+
+airflow: install
+	$(RUN) csw airflow
 
 test: install
 	$(RUN) pytest -q

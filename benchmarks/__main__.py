@@ -17,6 +17,9 @@ SECTIONS = {
     "simulation": "benchmarks.bench_simulation",
     "erlang": "benchmarks.bench_erlang",
     "serving": "benchmarks.bench_serving",
+    "forecast": "benchmarks.bench_forecast",
+    "quality": "benchmarks.bench_quality",
+    "dbt": "benchmarks.bench_dbt",
 }
 
 

@@ -53,8 +53,10 @@ def run_ingest(
     max_pages: int | None = None,
     load: bool = True,
     show_progress: bool = True,
+    quality_gate: bool = True,
 ) -> dict:
-    """Extract the chosen streams, then load everything pending. Returns a summary."""
+    """Extract the chosen streams, then load everything pending through the batch quality
+    gate (`expectations.batch_gate`; as_of = `until`). Returns a summary."""
     overrides = sandbox_overrides(sandbox_url) if sandbox_url else None
     config = load_config(overrides=overrides)
     chosen = platforms or [p for p in available() if p in config]
@@ -97,19 +99,31 @@ def run_ingest(
                 except ConnectorError as exc:
                     failures.append({"platform": platform, "stream": name, "error": str(exc)})
                 progress.update(task, total=progress.tasks[task].completed)
-        load_result = None
+        load_result = quality = None
         if load:
-            with Loader(warehouse_path(), all_streams()) as loader:
+            gate = _batch_gate(until) if quality_gate else None
+            with Loader(warehouse_path(), all_streams(), validator=gate) as loader:
                 pending = loader.pending()
+                if gate is not None:
+                    gate.prepare(pending)
                 task = progress.add_task("loading batches", total=len(pending))
                 load_result = loader.load_pending(progress=lambda _m: progress.advance(task))
+            quality = gate.finish().as_dict() if gate is not None else None
     return {
         "until": until.isoformat(),
         "extracted": [asdict(r) for r in extracted],
         "loaded": asdict(load_result) if load_result else None,
         "failures": failures,
         "warehouse": str(warehouse_path()),
+        "quality": quality,
     }
+
+
+def _batch_gate(until=None):
+    """The default validator: the GX batch gate (imported here: GX takes seconds to import)."""
+    from expectations.batch_gate import BatchGate
+
+    return BatchGate(as_of=until)
 
 
 def _summary_table(summary: dict) -> Table:
@@ -149,6 +163,9 @@ def ingest(
     ),
     max_pages: int = typer.Option(None, help="Stop each stream after this many pages (resume next run)."),
     no_load: bool = typer.Option(False, "--no-load", help="Only extract and land; do not load DuckDB."),
+    no_quality_gate: bool = typer.Option(
+        False, "--no-quality-gate", help="Load without the GX batch gate (batches are not validated)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each retry and fallback."),
 ) -> None:
@@ -164,6 +181,7 @@ def ingest(
             max_pages,
             load=not no_load,
             show_progress=not as_json and sys.stderr.isatty(),
+            quality_gate=not no_quality_gate,
         )
     except ConfigError as exc:
         console.print(f"[red]configuration error:[/] {exc}")
@@ -189,6 +207,8 @@ def ingest(
                     else ""
                 )
             )
+        if summary["quality"] and not summary["quality"]["success"]:
+            console.print(summary["quality"]["summary"])
     if summary["failures"]:
         raise typer.Exit(1)
 
@@ -251,7 +271,8 @@ def quarantine_release(
     """Put a quarantined batch back in landing, or re-check a batch's quarantined records."""
     from connectors.core.quarantine import release
 
-    with Loader(warehouse_path(), all_streams()) as loader:
+    gate = _batch_gate()  # a released batch is checked again, against its own window
+    with Loader(warehouse_path(), all_streams(), validator=gate) as loader:
         try:
             out = release(loader, batch_id)
         except KeyError as exc:
@@ -261,4 +282,5 @@ def quarantine_release(
             loaded = loader.load_pending()
             out["loaded_rows"] = loaded.rows
             out["quarantined_again"] = loaded.quarantined_batches
+            out["quality"] = gate.finish().summary
     console.print(out)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import typer
 
 from connectors.cli import backfill_command, ingest_app, quarantine_app
-from forecasting.cli import staffing_app
+from csw.airflow_env import airflow_command
+from csw.publish import publish_command
+from expectations.cli import quality_app
+from forecasting.cli import forecast_app, staffing_app
 from sandbox.cli import app as sandbox_app
 
 app = typer.Typer(
@@ -19,9 +22,13 @@ app = typer.Typer(
 )
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(staffing_app, name="staffing")
+app.add_typer(forecast_app, name="forecast")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(quality_app, name="quality")
 app.command("backfill")(backfill_command)
+app.command("publish")(publish_command)
+app.command("airflow")(airflow_command)
 
 
 @app.command()

@@ -154,9 +154,7 @@ def _float_array(name: str, value: ArrayLike, fix: str) -> FloatArray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise StaffingInputError(
-            name, f"must be a number or an array of numbers ({exc})", fix
-        ) from exc
+        raise StaffingInputError(name, f"must be a number or an array of numbers ({exc})", fix) from exc
     if not np.all(np.isfinite(arr)):
         raise StaffingInputError(name, "must be finite (got NaN or infinity)", fix)
     return arr
@@ -372,9 +370,7 @@ def erlang_c_metrics(
     traffic = v * aht / i
     b = _erlang_b_flat(traffic, n.astype(np.int64))
     p_wait, sl, asa, occ = _erlang_c_flat(traffic, n, b, t, aht)
-    return QueueMetrics(
-        *(x.reshape(shape) for x in (traffic, sl, asa, occ, p_wait, np.zeros_like(traffic)))
-    )
+    return QueueMetrics(*(x.reshape(shape) for x in (traffic, sl, asa, occ, p_wait, np.zeros_like(traffic))))
 
 
 # ------------------------------------------------------------------------------ Erlang A
@@ -602,9 +598,7 @@ def required_agents(
     names = ["volume", "interval_s", "aht_s", "sl_seconds", "concurrency"]
     if model == "erlang_a":
         names.append("patience_s")
-    arrays = np.broadcast_arrays(
-        *(p[k] for k in names), g["sl_target"], g["max_occupancy"], g["shrinkage"]
-    )
+    arrays = np.broadcast_arrays(*(p[k] for k in names), g["sl_target"], g["max_occupancy"], g["shrinkage"])
     shape = arrays[0].shape
     flat = dict(
         zip(
@@ -626,9 +620,7 @@ def required_agents(
         n = _erlang_a_required_flat(
             lam, aht, t, flat["patience_s"], flat["sl_target"], flat["max_occupancy"], n_c
         )
-        p_wait, sl, asa, occ, p_ab = _erlang_a_flat(
-            lam, aht, n.astype(np.float64), t, flat["patience_s"]
-        )
+        p_wait, sl, asa, occ, p_ab = _erlang_a_flat(lam, aht, n.astype(np.float64), t, flat["patience_s"])
     # round away float noise first: 14 / (1 - 0.3) is 20.000000000000004, not 21 agents
     headcount = np.ceil(np.round(n / (1.0 - flat["shrinkage"]), 9)).astype(np.int64)
     return StaffingResult(

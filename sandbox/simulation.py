@@ -469,6 +469,7 @@ def _materialise(cfg, sim: ChannelSim, pre, plan, rng, people, first_id: int):
             "first_closed_at": to_ts(first_close),
             "closed_at": to_ts(final_close),
             "reopen_count": (served & plan["reopen"]).astype(np.int8),
+            "reopened_at": to_ts(np.where(served & plan["reopen"], s + plan["reopen_at"], np.nan)),
             "abandoned": abandoned,
             "abandon_at": to_ts(np.where(abandoned, abandon_at, np.nan)),
             "patience_s": sim.patience_s,

@@ -9,7 +9,7 @@ import pytest
 
 from sandbox.config import SimConfig
 from sandbox.server.app import RunningServer
-from sandbox.server.state import SandboxState
+from sandbox.server.state import DEFAULT_CREDENTIALS, SandboxState
 from sandbox.simulation import SimData, simulate
 
 # A week around Double 11 (a member day, the festival), small enough for fast tests.
@@ -46,6 +46,8 @@ def sandbox(_server) -> RunningServer:
     state = _server.state
     state.faults.clear()
     state.clock.set(SMALL_AS_OF, speed=0)
+    # a test that renewed a session key (Taobao, JD) must not leave it renewed for the next
+    state.credentials = {k: dict(v) for k, v in DEFAULT_CREDENTIALS.items()}
     yield _server
     state.faults.clear()
     state.clock.set(SMALL_AS_OF, speed=0)

@@ -196,8 +196,35 @@ def test_api_off_falls_back_to_the_console_where_it_has_the_report(workdir, sand
     assert by_stream["satisfaction_ratings"]["source"] == "scrape"
     assert any(e["kind"] == "fallback_used" for e in by_stream["messages"]["events"])
     failed = {f["stream"]: f["error"] for f in summary["failures"]}
-    assert set(failed) == {"tickets", "agents"}
+    assert set(failed) == {"tickets", "ticket_events", "agents"}
     assert "API is unavailable" in failed["tickets"] and "Admin Center" in failed["tickets"]
     c = connector(sandbox)
     with pytest.raises(ApiUnavailable):
         list(c.fetch(STREAMS["agents"], None, Window(as_of, as_of)))
+
+
+def test_ticket_events_land_once_each_and_resume_from_end_time(workdir, sandbox, sim_data, as_of):
+    """The time-based event export: the cursor is `end_time`; the repeated last second and a
+    re-run from the stored cursor add no rows."""
+    summary = ingest(sandbox, workdir, as_of, stream="ticket_events", page_size=20)
+    cursor = summary["extracted"][0]["cursor_after"]
+    rows = raw(workdir, "ticket_events", "cast(payload->>'id' as bigint) as id, payload->>'ticket_id' as t")
+    m = sim_data["messages"]
+    truth = m[
+        (m["channel"] == P)
+        & m["event"].isin(["assign", "transfer", "close", "reopen"])
+        & (m["sent_at"] <= as_of - HOLD_BACK)
+    ]
+    assert not rows["id"].duplicated().any() and set(rows["id"]) == set(truth["message_id"] + 10**9)
+    assert isinstance(cursor, int) and cursor <= (as_of - HOLD_BACK).timestamp()
+    again = ingest(sandbox, workdir, as_of, stream="ticket_events", page_size=20)
+    assert again["loaded"]["rows"] == 0  # the resumed run re-read only the cursor's second
+    assert len(raw(workdir, "ticket_events", "payload")) == len(rows)
+
+
+def test_ticket_events_full_page_within_one_second_is_a_clear_error(sandbox, as_of):
+    c = connector(sandbox, page_size=2)
+    same = {"ticket_events": [{"id": 1}, {"id": 2}], "end_time": 100, "end_of_stream": False}
+    c.http.json = lambda method, url, params=None, **_: same
+    with pytest.raises(FatalApiError, match="page_size"):
+        list(c.fetch(STREAMS["ticket_events"], 100, Window(as_of, as_of)))

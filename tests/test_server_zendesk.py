@@ -244,3 +244,55 @@ def test_live_mode_after_cursor_returns_only_changes(sandbox, zd, as_of):
     expected = after[after > as_of - HOLD_BACK]
     assert len(expected) and sorted(t["id"] for t in changed) == sorted(expected.index)
     assert set(expected.index) - set(before.index)  # new tickets, not only updated ones
+
+
+def _ticket_events(zd, start_time=0, **params):
+    """Follow the time-based ticket event export (start_time = end_time) to end_of_stream."""
+    items, pages = [], []
+    while True:
+        r = zd.get(f"{zd.base}/incremental/ticket_events.json", params={"start_time": start_time, **params})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items += body["ticket_events"]
+        pages.append(body)
+        if body["end_of_stream"]:
+            return items, pages
+        assert body["end_time"] >= start_time
+        start_time = body["end_time"]
+
+
+def test_ticket_event_export_shows_every_assignee_and_status_change(sandbox, zd, sim_data, as_of):
+    events, pages = _ticket_events(zd, per_page=20)
+    for body in pages:
+        if body["ticket_events"]:
+            assert_golden_shape(body, P, "incremental_ticket_events")
+        assert body["count"] == len(body["ticket_events"]) <= 20
+    by_id = {e["id"]: e for e in events}  # the end_time second comes again: de-duplicate on id
+    m = sim_data["messages"]
+    truth = m[
+        (m["channel"] == P)
+        & m["event"].isin(["assign", "transfer", "close", "reopen"])
+        & (m["sent_at"] <= as_of - HOLD_BACK)
+    ]
+    assert len(by_id) == len(truth) and set(by_id) == set(truth["message_id"] + 10**9)
+    kinds = {
+        mid: next(iter({k for c in e["child_events"] for k in c} & {"assignee_id", "status"}))
+        for mid, e in by_id.items()
+        if len(e["child_events"]) == 1
+    }
+    event_of = truth.set_index("message_id")["event"].astype(str)
+    for audit, field in kinds.items():  # one change: a transfer (assignee) or a solve/reopen (status)
+        assert field == ("assignee_id" if event_of[audit - 10**9] == "transfer" else "status")
+    times = [(e["timestamp"], e["id"]) for e in events]
+    assert times == sorted(times)
+
+
+def test_ticket_event_export_refuses_recent_start_and_bad_pages(sandbox, zd, as_of):
+    url = f"{zd.base}/incremental/ticket_events.json"
+    assert zd.get(url, params={"start_time": int(as_of.timestamp()) - 30}).status_code == 400
+    assert zd.get(url, params={"start_time": 0, "per_page": 1001}).status_code == 400
+    assert zd.get(url).status_code == 400
+    _set_faults(sandbox, duplicate_rows=3)
+    events, _ = _ticket_events(zd, per_page=10)
+    assert sandbox.state.faults.snapshot()["fired"][P]["duplicate_rows"] > 0
+    assert len(events) > len({e["id"] for e in events})

@@ -116,8 +116,9 @@ class BasicAuth(Authenticator):
 
 def top_sign(params: dict[str, str], secret: str, method: str = "md5") -> str:
     """Taobao TOP / JD JOS signature: sorted k+v concatenated, secret at both ends (md5),
-    or HMAC-MD5 keyed by the secret; upper-case hex."""
-    body = "".join(f"{k}{v}" for k, v in sorted(params.items()) if k != "sign" and v is not None)
+    or HMAC-MD5 keyed by the secret; upper-case hex. Empty values are left out, as the
+    gateways (and their SDKs) do."""
+    body = "".join(f"{k}{v}" for k, v in sorted(params.items()) if k != "sign" and v not in (None, ""))
     if method == "hmac":
         return hmac.new(secret.encode(), body.encode(), hashlib.md5).hexdigest().upper()
     return hashlib.md5(f"{secret}{body}{secret}".encode()).hexdigest().upper()

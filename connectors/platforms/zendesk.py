@@ -4,7 +4,7 @@ Docs: https://developer.zendesk.com/api-reference/ticketing/ticket-management/in
 (Incremental Ticket Export, cursor based),
 https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/ (List Comments),
 https://developer.zendesk.com/api-reference/ticketing/ticket-management/satisfaction_ratings/,
-https://developer.zendesk.com/api-reference/ticketing/users/users/ (List Users, role=agent),
+https://developer.zendesk.com/api-reference/ticketing/users/users/ (List Users, role[]=agent&role[]=admin),
 https://developer.zendesk.com/api-reference/introduction/pagination/ (cursor pagination),
 https://developer.zendesk.com/api-reference/introduction/rate-limits/ (429 + Retry-After),
 https://developer.zendesk.com/api-reference/introduction/security-and-auth/ (API token).
@@ -29,12 +29,21 @@ https://developer.zendesk.com/api-reference/introduction/security-and-auth/ (API
   Comments are the customer's and the agents' messages; Zendesk has no system events among
   them (assignment and solving show on the ticket). Zendesk's comment has no ticket id, so
   `ticket_id` is added to each comment read per ticket (the bulk export carries it already).
+- ticket_events: `GET /api/v2/incremental/ticket_events.json?start_time=` (Incremental Ticket Event
+  Export, time based): the ticket audits, each with its `child_events`; the warehouse reads the
+  `assignee_id` changes (assign, transfer) and the `status` changes (solved = close, solved ->
+  open = reopen) from them, since a ticket's own record shows only its current state. Paged by
+  time: the next `start_time` is the answer's `end_time` (stored as the cursor exactly as
+  received); stop on `end_of_stream`. Items of the `end_time` second come again on the next
+  page (the key `id` de-duplicates them); more than `per_page` items within one second cannot be
+  paged past, which is a clear error (raise `page_size`, up to 1000). Admins only.
 - satisfaction_ratings: `GET /api/v2/satisfaction_ratings.json?start_time&end_time` (filters
   `created_at`, unix s) in windows of at most a day with a 1 h look-back for late ratings,
   cursor pagination (`page[size]` 100, `page[after]` = `meta.after_cursor`, `meta.has_more`).
   Scores good/bad (two-point CSAT).
-- agents: `GET /api/v2/users.json?role=agent` snapshot, cursor pagination; key `id`, time
-  `updated_at` (a changed user is a new version).
+- agents: `GET /api/v2/users.json?role[]=agent&role[]=admin` snapshot (admins answer tickets too;
+  the warehouse tells an agent's comment from a customer's by these users), cursor pagination;
+  key `id`, time `updated_at` (a changed user is a new version).
 - Errors: HTTP 429 and 503 are retried honouring Retry-After, 5xx and timeouts with backoff;
   403 (`APIAccessDisabled`, `Forbidden`) means unavailable -> the console scraper takes the
   streams it has a report for (messages, satisfaction_ratings); 401, 400, 422 are fatal.
@@ -66,6 +75,7 @@ MAX_EXPORT_PAGE = 1000  # per_page of the incremental exports
 MAX_LIST_PAGE = 100  # page[size] of cursor-paginated lists
 COMMENTS_MODES = ("per_ticket", "bulk")
 TICKET_EXPORT = "incremental/tickets/cursor.json"
+TICKET_EVENTS = "incremental/ticket_events.json"  # time-based
 BULK_COMMENTS = "sandbox/incremental/comments/cursor.json"  # sandbox extension
 UNAVAILABLE_ERRORS = {"APIAccessDisabled", "Forbidden"}
 # streams the admin console has a report of the API's record shape for (fallback)
@@ -95,6 +105,19 @@ STREAMS = {
         required=("ticket_id",),
         description="Ticket comments (customer and agent messages) with their ticket_id.",
     ),
+    "ticket_events": Stream(
+        platform="zendesk",
+        name="ticket_events",
+        primary_key=("id",),
+        time_field="created_at",
+        time_format="iso",
+        cursor="server_cursor",
+        doc=DOC + "#incremental-ticket-event-export",
+        freshness="real_time",
+        required=("ticket_id",),
+        description="Ticket audits with their child events: assignee and status changes (assign, "
+        "transfer, solve, reopen).",
+    ),
     "satisfaction_ratings": Stream(
         platform="zendesk",
         name="satisfaction_ratings",
@@ -117,7 +140,7 @@ STREAMS = {
         cursor="snapshot",
         doc="https://developer.zendesk.com/api-reference/ticketing/users/users/",
         freshness="hourly",
-        description="Agent users (users.json?role=agent), a snapshot per run.",
+        description="Agent and admin users (users.json?role[]=agent&role[]=admin), a snapshot per run.",
     ),
 }
 
@@ -192,6 +215,8 @@ class Connector(PlatformConnector):
     def fetch(self, stream: Stream, cursor, window: Window) -> Iterator[Page]:
         if stream.name == "tickets":
             yield from self._export(TICKET_EXPORT, "tickets", cursor, window, self.page_size(MAX_EXPORT_PAGE))
+        elif stream.name == "ticket_events":
+            yield from self._time_export(TICKET_EVENTS, "ticket_events", cursor, window)
         elif stream.name == "messages":
             if self.comments_mode == "bulk":
                 yield from self._export(
@@ -203,7 +228,8 @@ class Connector(PlatformConnector):
             params = {"start_time": int(window.since.timestamp()), "end_time": _ceil_s(window.until)}
             yield from self._list("satisfaction_ratings.json", "satisfaction_ratings", params)
         elif stream.name == "agents":
-            yield from self._list("users.json", "users", {"role": "agent"})
+            # admins answer tickets too: the warehouse tells agent comments by these authors
+            yield from self._list("users.json", "users", {"role[]": ["agent", "admin"]})
         else:
             raise KeyError(stream.name)
 
@@ -238,6 +264,33 @@ class Connector(PlatformConnector):
                 yield Page(items, cursor, done=done)
             if done:
                 return
+
+    def _time_export(self, path: str, key: str, cursor, window: Window) -> Iterator[Page]:
+        """A time-based incremental export: `start_time` -> `end_time`, until `end_of_stream`."""
+        url = f"{self.base}/{path}"
+        start = int(cursor) if cursor is not None else int(window.since.timestamp())
+        per_page = self.page_size(MAX_EXPORT_PAGE)
+        while True:
+            params = {"start_time": start, **({"per_page": per_page} if per_page < MAX_EXPORT_PAGE else {})}
+            body = self.http.json("GET", url, params=params)
+            items = body.get(key)
+            if not isinstance(items, list) or "end_of_stream" not in body:
+                raise FatalApiError(
+                    f"zendesk: {path} answered without `{key}`/`end_of_stream` (keys: {sorted(body)[:8]})"
+                )
+            done = bool(body["end_of_stream"])
+            end = body.get("end_time")
+            end = int(end) if end is not None else start
+            if not done and end <= start:
+                raise FatalApiError(
+                    f"zendesk: {path} returned a full page within one second ({start}) and cannot page "
+                    f"past it; raise platforms.zendesk.page_size (per_page, now {per_page}) up to "
+                    f"{MAX_EXPORT_PAGE}"
+                )
+            yield Page(items, end, done=done)
+            if done:
+                return
+            start = end
 
     def _comments_per_ticket(self, cursor, window: Window) -> Iterator[Page]:
         per_page = self.page_size(MAX_LIST_PAGE)  # tickets per batch: one comments call each
@@ -289,7 +342,8 @@ class Connector(PlatformConnector):
 
 class ConsoleFallback:
     """The console scraper for `CONSOLE_REPORTS`; other streams stay unavailable, with a
-    message that says so (tickets and users have no console report in the API's shape)."""
+    message that says so (tickets, ticket events and users have no console report in the
+    API's shape)."""
 
     def __init__(self, scraper):
         self.scraper = scraper

@@ -17,7 +17,7 @@
 
 {#- A local wall time in the business time zone -> timestamptz. -#}
 {% macro local_to_utc(ts_local) -%}{{ adapter.dispatch("local_to_utc", "cs_warehouse")(ts_local) }}{%- endmacro %}
-{% macro default__local_to_utc(ts_local) -%}({{ ts_local }} at time zone '{{ var("business_timezone") }}'){%- endmacro %}
+{% macro default__local_to_utc(ts_local) -%}(({{ ts_local }}) at time zone '{{ var("business_timezone") }}'){%- endmacro %}
 {% macro duckdb__local_to_utc(ts_local) -%}timezone('{{ var("business_timezone") }}', {{ ts_local }}){%- endmacro %}
 
 {#- Business seconds between a and b on `channel`, using int_business_hours (the

@@ -26,8 +26,14 @@ DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
         "app_key": "12345678",
         "app_secret": "sandbox-taobao-secret",
         "session": "sandbox-taobao-session",
+        "refresh_token": "sandbox-taobao-refresh",
     },
-    "jd": {"app_key": "JDSANDBOXKEY", "app_secret": "sandbox-jd-secret", "access_token": "sandbox-jd-token"},
+    "jd": {
+        "app_key": "JDSANDBOXKEY",
+        "app_secret": "sandbox-jd-secret",
+        "access_token": "sandbox-jd-token",
+        "refresh_token": "sandbox-jd-refresh",
+    },
     "meiqia": {"app_id": "mq-sandbox-app", "secret": "sandbox-meiqia-secret"},
     "sobot": {"appid": "sobotsandboxappid", "app_key": "sandbox-sobot-key"},
     "zendesk": {"email": "api@sandbox.example", "api_token": "sandbox-zendesk-token", "subdomain": "sandbox"},
@@ -187,9 +193,9 @@ class SandboxState:
             frame[col] = frame[col].where(frame[col] <= now)
         closed = frame["closed_at"] <= now
         first_closed = frame["first_closed_at"] <= now
-        frame["status"] = np.where(
-            closed, "closed", np.where(first_closed & (frame["reopen_count"] > 0), "reopened", "open")
-        )
+        # reopened only once the reopen has happened (by the clock), not because one will
+        reopened = (frame["reopened_at"] <= now) if "reopened_at" in frame else first_closed & (frame["reopen_count"] > 0)
+        frame["status"] = np.where(closed, "closed", np.where(reopened, "reopened", np.where(first_closed, "closed", "open")))
         # a reopened conversation that is open again shows the first close until it closes again
         frame["closed_at"] = frame["closed_at"].where(closed, frame["first_closed_at"].where(first_closed))
         frame["first_closed_at"] = frame["first_closed_at"].where(first_closed)

@@ -5,8 +5,12 @@ tests/test_connector_wechat_oa.py). `worker` is left out of the match: it is a l
 
 - `id_lookup(sim_data)`: the table the tests register as `id_lookup` before running
   `message_id_sql`.
+- Oracle: sessions are cut by the warehouse (close 1004 / 30-min gap) and named after their
+  first record's md5(openid|time|opercode|text) id; `truth_conversation_ids` maps that back.
 - Every fault applies (tokens expire: 42001 -> refresh once).
 """
+
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -41,6 +45,28 @@ def id_lookup(sim_data) -> pd.DataFrame:
     )
 
 
+def truth_conversation_ids(fct: pd.DataFrame, sim_data) -> pd.Series:
+    """The warehouse names a session after its first record, `wechat_oa:s:<id>`, where the id
+    is md5(openid|time|opercode|text) (stg_wechat_oa__messages): the same key through the
+    simulation's lookup gives the first message, and so its conversation."""
+    lookup = id_lookup(sim_data)
+    keys = (
+        lookup["openid"]
+        + "|"
+        + lookup["time"].astype(str)
+        + "|"
+        + lookup["opercode"].astype(str)
+        + "|"
+        + lookup["text"].astype(str)
+    )
+    digest = [hashlib.md5(k.encode()).hexdigest() for k in keys]
+    message_of = pd.Series(lookup["message_id"].to_numpy(), index=digest)
+    first = fct["conversation_id"].str.removeprefix("wechat_oa:s:")
+    conversation_of = sim_data["messages"].set_index("message_id")["conversation_id"]
+    message = message_of.reindex(first.to_numpy())
+    return pd.Series(conversation_of.reindex(message.to_numpy()).to_numpy(), index=fct.index)
+
+
 CASE = ConnectorCase(
     platform="wechat_oa",
     message_table="wechat_oa__messages",
@@ -50,4 +76,8 @@ CASE = ConnectorCase(
         "and l.time = cast(payload->>'time' as bigint) and l.text = (payload->>'text'))"
     ),
     notes={"id_lookup": id_lookup},
+    truth_conversation_ids=truth_conversation_ids,
+    time_precision_ms=1000,  # `time` is unix seconds
+    shows_assignment=True,  # 1001 接入会话
+    has_ratings=False,  # no ratings on WeChat OA customer service
 )

@@ -18,36 +18,51 @@ policies as (
     select * from {{ ref("sla_policies") }}
 ),
 
-first_customer_message as (
-    select messages.conversation_id, messages.content
-    from {{ ref("int_messages_sessionised") }} as messages
-    inner join (
-        select conversation_id, min(message_seq) as message_seq
-        from {{ ref("int_messages_sessionised") }}
-        where sender_type = 'customer'
-        group by conversation_id
-    ) as firsts on firsts.conversation_id = messages.conversation_id and firsts.message_seq = messages.message_seq
+topics as (
+    select * from {{ ref("int_conversation_topics") }}
 ),
 
-topics as (
-    select conversation_id, topic
-    from (
-        select
-            first_customer_message.conversation_id,
-            keywords.topic,
-            row_number() over (partition by first_customer_message.conversation_id order by keywords.priority, keywords.topic) as match_rank
-        from first_customer_message
-        inner join {{ ref("topic_keywords") }} as keywords
-            on {{ dbt.position("lower(keywords.keyword)", "lower(first_customer_message.content)") }} > 0
-    ) as matches
-    where match_rank = 1
+identified as (
+    select * from {{ ref("int_customers_identified") }}
+),
+
+tier_versions as (
+    select
+        person_key,
+        value_tier,
+        is_repeat_complainer,
+        dbt_valid_from,
+        dbt_valid_to,
+        row_number() over (partition by person_key order by dbt_valid_from) as version_no
+    from {{ ref("snp_customer_tiers") }}
+),
+
+-- The tier valid at the conversation's start (DESIGN §7): recomputing tiers adds versions
+-- from a later as_of and never changes this. A conversation from before the first
+-- recorded version uses that first version; a customer the CRM does not know gets
+-- var('default_tier').
+conversation_tiers as (
+    select
+        conversations.conversation_id,
+        identified.person_key,
+        tier_versions.value_tier,
+        tier_versions.is_repeat_complainer
+    from conversations
+    inner join identified on identified.customer_key = conversations.customer_key
+    inner join tier_versions
+        on tier_versions.person_key = identified.person_key
+        and (tier_versions.dbt_valid_from <= conversations.started_at or tier_versions.version_no = 1)
+        and (tier_versions.dbt_valid_to > conversations.started_at or tier_versions.dbt_valid_to is null)
 ),
 
 tiered as (
     select
         conversations.*,
-        cast('{{ var("default_tier") }}' as varchar) as customer_tier
+        conversation_tiers.person_key,
+        coalesce(conversation_tiers.value_tier, cast('{{ var("default_tier") }}' as varchar)) as customer_tier,
+        coalesce(conversation_tiers.is_repeat_complainer, false) as is_repeat_complainer
     from conversations
+    left join conversation_tiers on conversation_tiers.conversation_id = conversations.conversation_id
 ),
 
 with_policy as (
@@ -96,7 +111,7 @@ block_times as (
         *,
         {{ seconds_between("measured_from", "replied_at") }} as response_s,
         case when sla_uses_business_hours
-            then {{ business_seconds("channel", "measured_from", "coalesce(replied_at, " ~ as_of() ~ ")") }}
+            then {{ business_seconds_between("measured_blocks.channel", "measured_blocks.measured_from", "coalesce(measured_blocks.replied_at, " ~ as_of() ~ ")") }}
             else {{ seconds_between("measured_from", "coalesce(replied_at, " ~ as_of() ~ ")") }}
         end as policy_wait_s
     from measured_blocks
@@ -125,10 +140,10 @@ metrics as (
         with_policy.*,
         {{ seconds_between("with_policy.queue_start_at", "with_policy.first_response_at") }} as frt_s,
         case when with_policy.first_response_at is not null
-            then {{ business_seconds("with_policy.channel", "with_policy.queue_start_at", "with_policy.first_response_at") }}
+            then {{ business_seconds_between("with_policy.channel", "with_policy.queue_start_at", "with_policy.first_response_at") }}
         end as frt_business_s,
         case when with_policy.queue_start_at is not null and with_policy.first_response_at is null
-            then {{ business_seconds("with_policy.channel", "with_policy.queue_start_at", "coalesce(with_policy.first_closed_at, " ~ as_of() ~ ")") }}
+            then {{ business_seconds_between("with_policy.channel", "with_policy.queue_start_at", "coalesce(with_policy.first_closed_at, " ~ as_of() ~ ")") }}
         end as unanswered_business_s,
         {{ seconds_between("with_policy.queue_start_at", "coalesce(with_policy.first_closed_at, " ~ as_of() ~ ")") }} as unanswered_s
     from with_policy
@@ -136,39 +151,39 @@ metrics as (
 
 final as (
     select
-        metrics.conversation_id,
-        metrics.channel,
-        metrics.medium,
-        metrics.customer_key,
-        metrics.customer_tier,
-        coalesce(topics.topic, 'other') as topic,
-        metrics.status,
+        cast(metrics.conversation_id as varchar) as conversation_id,
+        cast(metrics.channel as varchar) as channel,
+        cast(metrics.medium as varchar) as medium,
+        cast(metrics.customer_key as varchar) as customer_key,
+        cast(metrics.customer_tier as varchar) as customer_tier,
+        cast(coalesce(topics.topic, 'other') as varchar) as topic,
+        cast(metrics.status as varchar) as status,
         metrics.started_at,
-        metrics.bot_involved,
+        cast(metrics.bot_involved as boolean) as bot_involved,
         metrics.handoff_at,
         metrics.queue_start_at,
         metrics.assigned_at,
         metrics.first_response_at,
-        metrics.first_agent_account,
-        metrics.frt_s,
-        metrics.frt_business_s,
-        block_summary.art_s,
-        coalesce(block_summary.response_blocks, 0) as response_blocks,
-        coalesce(block_summary.replied_blocks, 0) as replied_blocks,
-        coalesce(block_summary.next_response_breaches, 0) as next_response_breaches,
-        metrics.handle_time_s,
+        cast(metrics.first_agent_account as varchar) as first_agent_account,
+        cast(metrics.frt_s as double precision) as frt_s,
+        cast(metrics.frt_business_s as double precision) as frt_business_s,
+        cast(block_summary.art_s as double precision) as art_s,
+        cast(coalesce(block_summary.response_blocks, 0) as integer) as response_blocks,
+        cast(coalesce(block_summary.replied_blocks, 0) as integer) as replied_blocks,
+        cast(coalesce(block_summary.next_response_breaches, 0) as integer) as next_response_breaches,
+        cast(metrics.handle_time_s as double precision) as handle_time_s,
         metrics.first_closed_at as first_resolution_at,
         case when metrics.status = 'closed' then metrics.last_closed_at end as resolved_at,
-        case when metrics.status = 'closed' then {{ seconds_between("metrics.started_at", "metrics.last_closed_at") }} end as resolution_s,
-        {{ seconds_between("metrics.started_at", "metrics.first_closed_at") }} as first_resolution_s,
-        metrics.reopen_count,
+        cast(case when metrics.status = 'closed' then {{ seconds_between("metrics.started_at", "metrics.last_closed_at") }} end as double precision) as resolution_s,
+        cast({{ seconds_between("metrics.started_at", "metrics.first_closed_at") }} as double precision) as first_resolution_s,
+        cast(metrics.reopen_count as integer) as reopen_count,
         (metrics.queue_start_at is not null and metrics.first_response_at is null and metrics.first_closed_at is not null) as is_abandoned,
         (metrics.queue_start_at is not null and metrics.first_response_at is null and metrics.status = 'open') as is_unattended,
         (metrics.bot_involved and metrics.queue_start_at is null and metrics.agent_messages = 0 and metrics.first_closed_at is not null) as is_bot_resolved,
-        metrics.transfer_count,
-        metrics.agents_involved,
-        metrics.sla_target_s,
-        metrics.sla_uses_business_hours,
+        cast(metrics.transfer_count as integer) as transfer_count,
+        cast(metrics.agents_involved as integer) as agents_involved,
+        cast(metrics.sla_target_s as integer) as sla_target_s,
+        cast(metrics.sla_uses_business_hours as boolean) as sla_uses_business_hours,
         case
             when metrics.queue_start_at is null then null
             when metrics.first_response_at is not null
@@ -178,12 +193,20 @@ final as (
             when metrics.first_closed_at is not null then false
             else null
         end as sla_breached,
-        ratings.csat,
-        ratings.nps,
-        ratings.rating_raw,
-        ratings.rating_scale,
+        cast(ratings.csat as integer) as csat,
+        cast(ratings.nps as integer) as nps,
+        cast(ratings.rating_raw as varchar) as rating_raw,
+        cast(ratings.rating_scale as varchar) as rating_scale,
         ratings.rated_at,
-        {{ as_of() }} as as_of
+        {{ as_of() }} as as_of,
+        -- added for the marts: the person (CRM), their flag at the start, and the latest
+        -- moment anything about this conversation changed (incremental marts re-read it)
+        cast(metrics.person_key as varchar) as person_key,
+        cast(metrics.is_repeat_complainer as boolean) as is_repeat_complainer,
+        greatest(
+            metrics.started_at, metrics.handoff_at, metrics.queue_start_at, metrics.assigned_at,
+            metrics.first_response_at, metrics.first_closed_at, metrics.last_closed_at, ratings.rated_at
+        ) as last_activity_at
     from metrics
     left join block_summary on block_summary.conversation_id = metrics.conversation_id
     left join topics on topics.conversation_id = metrics.conversation_id

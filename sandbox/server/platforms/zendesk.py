@@ -2,7 +2,8 @@
 
 Documentation followed:
 - incremental export: https://developer.zendesk.com/api-reference/ticketing/ticket-management/incremental_exports/
-  (Incremental Ticket Export, Cursor Based) and the Tickets JSON format table
+  (Incremental Ticket Export, Cursor Based; Incremental Ticket Event Export) and the Tickets JSON
+  format table
 - comments: https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/
 - satisfaction: https://developer.zendesk.com/api-reference/ticketing/ticket-management/satisfaction_ratings/
 - users: https://developer.zendesk.com/api-reference/ticketing/users/users/
@@ -16,6 +17,14 @@ Auth: HTTP Basic with `{email}/token:{api_token}` (API token). Anything else: HT
 Endpoints (JSON; times ISO-8601 UTC `...Z`, `start_time`/`end_time`/`generated_timestamp` unix seconds):
 - `GET /api/v2/incremental/tickets/cursor.json?start_time=|cursor=[&per_page=]` -> `{tickets, after_url,
   after_cursor, before_url, before_cursor, end_of_stream}`; `per_page` 1..1000 (default 1000).
+- `GET /api/v2/incremental/ticket_events.json?start_time=[&per_page=]` -> `{ticket_events, next_page,
+  count, end_time, end_of_stream}` (Incremental Ticket Event Export, time based): one audit
+  `{id, ticket_id, timestamp, created_at, updater_id, via, system, event_type: "Audit", child_events,
+  merged_ticket_ids}` per assign / transfer / close / reopen of the simulation, whose `Change`
+  children carry `assignee_id` or `status` with `previous_value`. Items with `timestamp` >=
+  start_time; `end_time` = the last item's second (the next page starts there, so its items repeat);
+  `start_time` within the last minute -> 400. Only these audits are served (no creation, comment or
+  rating audits; `include=comment_events` is ignored).
 - `GET /api/v2/tickets/{id}/comments.json` -> `{comments, next_page, previous_page, count}`; 404
   `{"error": "RecordNotFound", ...}` for a ticket that does not exist (yet).
 - `GET /api/v2/satisfaction_ratings.json[?score=&start_time=&end_time=]` -> `{satisfaction_ratings,
@@ -61,12 +70,14 @@ Faults (`FaultConfig` field -> what a client sees here):
 - expire_tokens_after: no effect: API tokens do not expire (a wrong token is a 401, not retryable).
 - duplicate_rows: pages after the first start with that many items of the previous page (the page
   stays within `per_page`).
-- late_updates: ~10 % of changes (tickets, comments, ratings) become visible `late_by_s` after they
-  happened; in the incremental exports they are generated late, so they come after the cursor and
-  `generated_timestamp` shows when; list endpoints show them once they arrive.
+- late_updates: ~10 % of changes (tickets, ticket events, comments, ratings) become visible
+  `late_by_s` after they happened; in the incremental exports they are generated late, so they come
+  after the cursor and `generated_timestamp` (ticket events: `timestamp`) shows when; list endpoints
+  show them once they arrive.
 - schema_drift: new_field adds `sandbox_new_field`; missing_field drops `updated_at` (tickets),
-  `author_id` (comments) or `score` (ratings) from a share; changed_type turns `id` (tickets,
-  comments) or `ticket_id` (ratings) into a string in a share.
+  `author_id` (comments), `ticket_id` (ticket events) or `score` (ratings) from a share;
+  changed_type turns `id` (tickets, comments, ticket events) or `ticket_id` (ratings) into a string
+  in a share.
 - api_off: HTTP 403 `{"error": "APIAccessDisabled", ...}`; permission_denied: HTTP 403
   `{"error": "Forbidden", ...}`.
 """
@@ -91,6 +102,9 @@ MAX_LIST_PAGE = 100
 SCAN_MS = 6 * 3600 * 1000  # one export call scans at most this much change time
 HOLD_BACK_MS = 60 * 1000  # items changed in the last minute are not exported yet
 LATE_SHARE = 0.1
+TICKET_EVENTS = ("assign", "transfer", "close", "reopen")  # what the ticket event export shows
+AUDIT_ID_BASE = 10**9  # audit id = base + the simulation's message id (comments' audit_id alike)
+CHILD_ID_BASE = 10**11  # child event id = base + 10 * message id + position
 MAX_ID = 2**62
 GROUP_ID = 360000001
 BRAND_ID = 360000002
@@ -192,6 +206,21 @@ def _with_author_agent(messages: pd.DataFrame) -> pd.DataFrame:
     return m.assign(author_agent=np.where(own >= 0, own, holder.to_numpy()))
 
 
+def _ticket_changes(messages: pd.DataFrame) -> pd.DataFrame:
+    """The ticket's audited changes: one row per assign / transfer / close / reopen event, with
+    the agent holding the ticket before it (`prev_agent`, -1 for none), in (time, id) order."""
+    m = messages.sort_values(["conversation_id", "sent_at", "seq"], kind="stable")
+    conv = m["conversation_id"].to_numpy()
+    setter = m["event"].isin(["assign", "transfer", "reopen"]).to_numpy()
+    after = pd.Series(np.where(setter, m["agent_id"].to_numpy(), np.nan), index=m.index)
+    after = after.groupby(conv).ffill()
+    before = after.groupby(conv).shift(1).fillna(-1).astype(np.int64)
+    changed = m["event"].isin(TICKET_EVENTS).to_numpy()
+    ev = m[changed].assign(prev_agent=before[changed].to_numpy())
+    ev = ev[["message_id", "conversation_id", "sent_at", "event", "agent_id", "prev_agent"]]
+    return ev.sort_values(["sent_at", "message_id"], kind="stable").reset_index(drop=True)
+
+
 def router(state) -> APIRouter:
     api = APIRouter()
     errors = ZendeskErrors()
@@ -199,6 +228,7 @@ def router(state) -> APIRouter:
     all_msgs = state.data["messages"]
     mine = all_msgs[all_msgs["channel"] == PLATFORM]
     holders = _agent_holder(mine)
+    changes = _ticket_changes(mine)
     said = _with_author_agent(mine)
     said = said[said["sender_type"].isin(["customer", "agent"])]
     said = said.sort_values(["sent_at", "message_id"], kind="stable").reset_index(drop=True)
@@ -415,6 +445,132 @@ def router(state) -> APIRouter:
             tickets_now,
             lambda page, arr, root: ticket_records(page, arr, root),
             ("updated_at", "id"),
+        )
+
+    # -- ticket events (time-based incremental export) ------------------------------------------
+    def ticket_events_now():
+        """Assignee and status changes, sorted by (generated ms, id), with arrays."""
+
+        def build(now: pd.Timestamp, late: int):
+            frame = apply_late(state, PLATFORM, changes[changes["sent_at"] <= now], "message_id", "sent_at")
+            sent = frame["sent_at"].to_numpy("datetime64[ms]").astype(np.int64)
+            ids = frame["message_id"].to_numpy()
+            arr = sent + late * _hit(ids, LATE_SHARE) if late else sent
+            order = np.lexsort((ids, arr))
+            return frame.iloc[order], arr[order], ids[order]
+
+        return _cached("ticket_events", build)
+
+    def ticket_event_records(page: pd.DataFrame, arr: np.ndarray) -> list[dict]:
+        if page.empty:
+            return []
+        users = user_ids()
+
+        def user(agents) -> list:
+            got = users.reindex(np.asarray(agents)).tolist()
+            return [str(int(u)) if u == u else None for u in got]
+
+        new_user, old_user = user(page["agent_id"].to_numpy()), user(page["prev_agent"].to_numpy())
+        requester = (
+            state.conversation_index["platform_user_id"].reindex(page["conversation_id"].to_numpy()).tolist()
+        )
+        created = _iso(page["sent_at"])
+        generated = (arr // 1000).tolist()
+        out = []
+        for i, (mid, tid, kind) in enumerate(
+            zip(
+                page["message_id"].tolist(),
+                page["conversation_id"].tolist(),
+                page["event"].astype(str).tolist(),
+                strict=True,
+            )
+        ):
+            via = "Mail" if kind == "reopen" else "Web form"
+            children: list[tuple[str, str | None, str | None]] = []  # (field, value, previous)
+            if kind in ("assign", "transfer") or (kind == "reopen" and new_user[i] != old_user[i]):
+                children.append(("assignee_id", new_user[i], old_user[i]))
+            if kind == "assign" and old_user[i] is None:
+                children.append(("status", "open", "new"))
+            elif kind == "close":
+                children.append(("status", "solved", "open"))
+            elif kind == "reopen":
+                children.append(("status", "open", "solved"))
+            # who made the change: the agent taking the ticket, the holder solving it, or the
+            # requester whose reply reopens it; -1 is Zendesk's system user
+            by = {"reopen": requester[i], "close": old_user[i]}.get(kind, new_user[i])
+            updater = int(by) if by is not None else -1
+            out.append(
+                {
+                    "id": AUDIT_ID_BASE + mid,
+                    "ticket_id": tid,
+                    "timestamp": generated[i],
+                    "created_at": created[i],
+                    "updater_id": updater,
+                    "via": via,
+                    "system": METADATA["system"],
+                    "event_type": "Audit",
+                    "child_events": [
+                        {
+                            "id": CHILD_ID_BASE + 10 * mid + k,
+                            "via": via,
+                            "via_reference_id": None,
+                            field: value,
+                            "event_type": "Change",
+                            "previous_value": previous,
+                        }
+                        for k, (field, value, previous) in enumerate(children)
+                    ],
+                    "merged_ticket_ids": [],
+                }
+            )
+        return out
+
+    @api.get("/api/v2/incremental/ticket_events.json")
+    def incremental_ticket_events(request: Request) -> Response:
+        """Time-based export: items with `timestamp` >= start_time; next page = end_time."""
+        refused = refuse(request)
+        if refused is not None:
+            return refused
+        q = request.query_params
+        now_ms = state.now().value // 10**6
+        try:
+            start_s = int(q["start_time"])
+            per_page = int(q.get("per_page", MAX_EXPORT_PAGE))
+        except (KeyError, ValueError):
+            return _json(
+                {"error": "InvalidValue", "description": "start_time (unix seconds) is required"}, 400
+            )
+        if not 1 <= per_page <= MAX_EXPORT_PAGE:
+            return _json(
+                {"error": "InvalidValue", "description": f"per_page must be 1..{MAX_EXPORT_PAGE}"}, 400
+            )
+        if start_s * 1000 > now_ms - HOLD_BACK_MS:
+            return _json(
+                {
+                    "error": "InvalidValue",
+                    "description": "start_time must be more than one minute in the past",
+                },
+                400,
+            )
+        frame, arr, ids = ticket_events_now()
+        start = int(np.searchsorted(arr, start_s * 1000, "left"))
+        visible_end = int(np.searchsorted(arr, now_ms - HOLD_BACK_MS, "right"))
+        dup = min(state.faults.get(PLATFORM).duplicate_rows, start, per_page - 1)
+        stop = max(start, min(visible_end, start + per_page - dup))
+        rows = ticket_event_records(frame.iloc[start - dup : stop], arr[start - dup : stop])
+        rows = page_with_duplicates(state, PLATFORM, rows, dup, stop - start)
+        rows = drift(state, PLATFORM, rows, "ticket_id", "id")
+        end_time = int(arr[stop - 1] // 1000) if stop > start else start_s
+        root = api_root(request)
+        extra = f"&per_page={per_page}" if "per_page" in q else ""
+        return _json(
+            {
+                "ticket_events": rows,
+                "next_page": f"{root}/incremental/ticket_events.json?start_time={end_time}{extra}",
+                "count": len(rows),
+                "end_time": end_time,
+                "end_of_stream": bool(stop >= visible_end),
+            }
         )
 
     # -- comments ---------------------------------------------------------------------------

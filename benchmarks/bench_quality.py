@@ -1,0 +1,90 @@
+"""Batch quality gate: validation time per 100k rows, and what the gate adds to an ingest
+(target: <= 20 % of the ingest time).
+
+A WeCom-only company (about 100k messages inside WeCom's 3-day window) is served by the
+sandbox in its own process; `run_ingest` extracts, lands and loads it into a fresh data
+directory, alternately without and with the batch gate (best of two each). The gate's own
+time (DuckDB frames + GX validations + storing results + Data Docs) is reported per 100k
+rows. Importing Great Expectations is a one-off per process and reported apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.bench_serving import ServerProcess
+from sandbox.config import SimConfig
+from sandbox.server.state import SandboxState
+from sandbox.simulation import simulate
+
+
+def _ingest(url: str, as_of, gate: bool) -> tuple[float, dict]:
+    from connectors.cli import run_ingest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["CSW_DATA_DIR"] = tmp
+        os.environ["CSW_CONNECTORS_CONFIG"] = os.path.join(tmp, "none.yaml")
+        t0 = time.perf_counter()
+        summary = run_ingest(["wecom"], "messages", None, as_of, url, show_progress=False, quality_gate=gate)
+        return time.perf_counter() - t0, summary
+
+
+def run(conversations_per_day: int = 30_000) -> dict:
+    cfg = SimConfig(
+        seed=5,
+        start=dt.date(2026, 11, 16),
+        days=3,
+        conversations_per_day=conversations_per_day,
+        channels=("wecom",),
+    )
+    data = simulate(cfg)
+    dataset = tempfile.mkdtemp()
+    data.write(Path(dataset))
+    as_of = pd.Timestamp(SandboxState(data).now())
+
+    t0 = time.perf_counter()
+    import great_expectations  # noqa: F401 - the one-off import, measured apart
+
+    from expectations.context import get_context
+
+    os.environ["CSW_DATA_DIR"] = tempfile.mkdtemp()
+    get_context()
+    gx_import = time.perf_counter() - t0
+
+    without, with_gate, gate_s = [], [], []
+    rows = 0
+    with ServerProcess(dataset) as server:
+        _ingest(server.url, as_of, gate=False)  # warm the server's caches
+        for _ in range(2):
+            seconds, summary = _ingest(server.url, as_of, gate=False)
+            without.append(seconds)
+            seconds, summary = _ingest(server.url, as_of, gate=True)
+            with_gate.append(seconds)
+            rows = summary["loaded"]["rows"]
+            assert summary["quality"]["success"], summary["quality"]["summary"]
+            gate_s.append(summary["quality"]["seconds"])
+    base, gated = min(without), min(with_gate)
+    overhead = (gated - base) / base * 100
+    out = {
+        "rows": rows,
+        "ingest_s_without_gate": round(base, 2),
+        "ingest_s_with_gate": round(gated, 2),
+        "gate_overhead_pct": round(overhead, 1),
+        "validation_ms_per_100k_rows": round(min(gate_s) / rows * 100_000 * 1000),
+        "gx_import_and_context_s_once_per_process": round(gx_import, 2),
+        "target": "batch gate adds <= 20 % to ingest time",
+        "ok": overhead <= 20.0,
+    }
+    return out
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run()))
