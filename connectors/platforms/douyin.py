@@ -39,17 +39,12 @@ connection `csw_douyin`: host = the console URL, login / password = the console 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-import orjson
-import pandas as pd
-
-from connectors.core import landing
 from connectors.core.config import PlatformConfig
 from connectors.core.http import RetryPolicy
-from connectors.core.runner import PlatformConnector, record_key
+from connectors.core.runner import PlatformConnector, drop_landed_unchanged
 from connectors.core.streams import Page, Stream, Window
 from connectors.scrapers.console import ConsoleScraper, console_scraper_for
 
@@ -57,7 +52,6 @@ log = logging.getLogger("connectors.douyin")
 
 PLATFORM = "douyin"
 CONSOLE = "https://im.jinritemai.com/pc_seller_v2/ (飞鸽客服 数据 / 历史会话 export); sandbox: docs/sandbox/console.md"
-RECENT_BATCHES = 64  # landed batches compared when dropping unchanged re-read rows
 
 
 def _stream(
@@ -148,61 +142,6 @@ def console_config(config: PlatformConfig) -> PlatformConfig:
         if values.get(key) in (None, "") and values.get(fallback) not in (None, ""):
             values[key] = values[fallback]
     return PlatformConfig(config.platform, values, config.source)
-
-
-def _digest(record: dict) -> bytes:
-    return hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
-
-
-def _overlaps(batch_window: dict | None, window: Window) -> bool:
-    if not batch_window:
-        return False
-    since, until = pd.Timestamp(batch_window["since"]), pd.Timestamp(batch_window["until"])
-    return since < window.until and until > window.since
-
-
-def landed_versions(platform: str, stream: Stream, window: Window) -> dict[str, bytes]:
-    """Key -> digest of the newest landed version, over the stream's newest landed batches
-    whose window overlaps `window` (quarantined batches are not landed, so never count)."""
-    recent = landing.manifests(platform, stream.name)[-RECENT_BATCHES:]
-    versions: dict[str, bytes] = {}
-    for directory, manifest in recent:
-        if not _overlaps(manifest.window, window):
-            continue
-        try:
-            records = landing.read_records(directory, manifest)
-        except (OSError, ValueError) as exc:  # unreadable: compare nothing against it
-            log.warning("%s.%s: batch %s not compared (%s)", platform, stream.name, manifest.batch_id, exc)
-            continue
-        for record in records:
-            key = record_key(record, stream.primary_key)
-            if key is not None:
-                versions[key] = _digest(record)
-    return versions
-
-
-def drop_landed_unchanged(
-    platform: str, stream: Stream, window: Window, pages: Iterable[Page]
-) -> Iterator[Page]:
-    """The pages of a window without the rows already landed exactly as they are now: the
-    look-back re-reads rows to catch late and changed ones; unchanged ones need not land twice."""
-    versions = landed_versions(platform, stream, window) if stream.cursor == "time_window" else {}
-    dropped = 0
-    for page in pages:
-        if versions:
-            kept = [
-                r for r in page.records if versions.get(record_key(r, stream.primary_key) or "") != _digest(r)
-            ]
-            dropped += len(page.records) - len(kept)
-            page = Page(kept, page.cursor_after, page.done, page.source)
-        yield page
-    if dropped:
-        log.info(
-            "%s.%s: %d re-read row(s) already landed unchanged, not landed again",
-            platform,
-            stream.name,
-            dropped,
-        )
 
 
 class ConsoleConnector(PlatformConnector):

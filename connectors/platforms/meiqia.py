@@ -68,9 +68,8 @@ from connectors.core.http import (
     parsed_json,
     register_secret,
 )
-from connectors.core.runner import PlatformConnector
+from connectors.core.runner import PlatformConnector, drop_landed_unchanged
 from connectors.core.streams import Page, Stream, Window
-from connectors.platforms.douyin import drop_landed_unchanged
 
 log = logging.getLogger("connectors.meiqia")
 
