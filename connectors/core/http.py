@@ -85,7 +85,7 @@ _registered_lock = threading.Lock()
 
 def register_secret(value: str | None) -> None:
     """Mask `value` in every log record from now on."""
-    if value and len(value) >= 4:
+    if value and len(value) >= 8:  # shorter values are not secrets worth masking everywhere
         with _registered_lock:
             _registered.add(value)
 
