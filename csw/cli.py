@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from alerting.cli import alerts_app, report_app
 from connectors.cli import backfill_command, ingest_app, quarantine_app
 from csw.airflow_env import airflow_command
 from csw.publish import publish_command
@@ -26,6 +27,8 @@ app.add_typer(forecast_app, name="forecast")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(quality_app, name="quality")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(report_app, name="report")
 app.command("backfill")(backfill_command)
 app.command("publish")(publish_command)
 app.command("airflow")(airflow_command)

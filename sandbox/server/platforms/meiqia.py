@@ -138,6 +138,8 @@ def _ms(series: pd.Series) -> np.ndarray:
 
 
 def _local_str(ms: np.ndarray) -> np.ndarray:
+    if np.asarray(ms).size == 0:  # an empty page
+        return np.asarray([], dtype=str)
     local = (np.asarray(ms, dtype=np.int64) + _OFFSET_MS).astype("datetime64[ms]").astype("datetime64[s]")
     return np.char.replace(np.datetime_as_string(local, unit="s"), "T", " ")
 
