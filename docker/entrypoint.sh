@@ -22,16 +22,29 @@ export AIRFLOW_HOME CSW_DATA_DIR
 log() { echo "[entrypoint] $*" >&2; }
 
 wait_for_db() {
-    local tries="${CSW_DB_WAIT_TRIES:-60}"
-    for ((i = 1; i <= tries; i++)); do
-        if airflow db check >/dev/null 2>&1; then
-            return 0
-        fi
-        log "metadata database not reachable yet ($i/$tries)"
-        sleep 2
-    done
-    log "metadata database unreachable: check AIRFLOW__DATABASE__SQL_ALCHEMY_CONN and the postgres service"
-    airflow db check
+    # retries only while the server is unreachable; any other error (a wrong driver, a
+    # wrong password) fails at once. Never prints the URL: it holds the password.
+    python - <<'PY'
+import os
+import sys
+import time
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+tries = int(os.environ.get("CSW_DB_WAIT_TRIES", "60"))
+engine = create_engine(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+for attempt in range(1, tries + 1):
+    try:
+        with engine.connect() as con:
+            con.execute(text("select 1"))
+        sys.exit(0)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        print(f"[entrypoint] metadata database not reachable yet ({attempt}/{tries}): {reason}", file=sys.stderr)
+        time.sleep(2)
+sys.exit("[entrypoint] metadata database unreachable: check AIRFLOW__DATABASE__SQL_ALCHEMY_CONN and the postgres service")
+PY
 }
 
 write_admin_password() {
@@ -47,6 +60,11 @@ write_admin_password() {
 
 init() {
     mkdir -p "$CSW_DATA_DIR"/{landing,warehouse,serving,quality,pipeline} "$AIRFLOW_HOME/logs"
+    if [[ "$(id -u)" == 0 && -n "${AIRFLOW_UID:-}" ]]; then
+        # the services run as AIRFLOW_UID (group 0): hand them the directories (not recursive:
+        # existing data keeps its owner)
+        chown "$AIRFLOW_UID:0" "$CSW_DATA_DIR" "$CSW_DATA_DIR"/{landing,warehouse,serving,quality,pipeline} "$AIRFLOW_HOME/logs"
+    fi
     wait_for_db
     log "migrating the metadata database"
     airflow db migrate

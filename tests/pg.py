@@ -68,7 +68,9 @@ def _run_as() -> pwd.struct_passwd | None:
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    raise PostgresError("running as root and neither a `postgres` nor a `nobody` user exists to run PostgreSQL")
+    raise PostgresError(
+        "running as root and neither a `postgres` nor a `nobody` user exists to run PostgreSQL"
+    )
 
 
 class PostgresServer:
@@ -99,7 +101,13 @@ class PostgresServer:
     # -- process control ---------------------------------------------------------------------
     def _cmd(self, args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
         runner = _run_as()
-        prefix = ["runuser", "-u", runner.pw_name, "--"] if runner else []
+        prefix = []
+        if runner:
+            if shutil.which("runuser") is None:
+                raise PostgresError(
+                    "running as root needs `runuser` (util-linux) to start PostgreSQL as another user"
+                )
+            prefix = ["runuser", "-u", runner.pw_name, "--"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(LC_ALL="C", LANG="C")
         proc = subprocess.run(
@@ -136,7 +144,9 @@ class PostgresServer:
         )
         if init.returncode != 0:
             self._cleanup()
-            raise PostgresError(f"initdb failed ({init.returncode}):\n{init.stdout[-2000:]}\n{init.stderr[-2000:]}")
+            raise PostgresError(
+                f"initdb failed ({init.returncode}):\n{init.stdout[-2000:]}\n{init.stderr[-2000:]}"
+            )
         options = " ".join(
             [
                 f"-p {self.port}",
@@ -150,7 +160,19 @@ class PostgresServer:
             ]
         )
         ctl = self._cmd(
-            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-o", options, "-w", "-t", "60", "start"],
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
             timeout=90,
         )
         if ctl.returncode != 0:
@@ -176,7 +198,10 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.started:
-            self._cmd([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"], timeout=60)
+            self._cmd(
+                [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"],
+                timeout=60,
+            )
             self.started = False
         self._cleanup()
 
@@ -233,7 +258,9 @@ _PG_TYPES = {
 }
 
 
-def copy_duckdb_schema(duckdb_path: Path, pg: PostgresServer, dbname: str, schema: str = "raw") -> dict[str, int]:
+def copy_duckdb_schema(
+    duckdb_path: Path, pg: PostgresServer, dbname: str, schema: str = "raw"
+) -> dict[str, int]:
     """Copy every table of a DuckDB schema into PostgreSQL (same names, JSON as jsonb),
     through CSV files and COPY: no DuckDB extension, no network. Returns rows per table."""
     import duckdb
@@ -242,9 +269,12 @@ def copy_duckdb_schema(duckdb_path: Path, pg: PostgresServer, dbname: str, schem
     pg_con = pg.connect(dbname)
     counts = {}
     try:
-        tables = [r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where schema_name = ? order by 1", [schema]
-        ).fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where schema_name = ? order by 1", [schema]
+            ).fetchall()
+        ]
         with pg_con, pg_con.cursor() as cur, tempfile.TemporaryDirectory(prefix="csw-copy-") as tmp:
             cur.execute(f'create schema if not exists "{schema}"')
             for table in tables:
@@ -255,13 +285,15 @@ def copy_duckdb_schema(duckdb_path: Path, pg: PostgresServer, dbname: str, schem
                 ).fetchall()
                 unknown = [(c, t) for c, t in columns if t not in _PG_TYPES and not t.startswith("DECIMAL")]
                 if unknown:
-                    raise PostgresError(f"{schema}.{table}: no PostgreSQL type for {unknown}; extend _PG_TYPES")
+                    raise PostgresError(
+                        f"{schema}.{table}: no PostgreSQL type for {unknown}; extend _PG_TYPES"
+                    )
                 ddl = ", ".join(
                     f'"{c}" {_PG_TYPES.get(t, t.lower().replace("decimal", "numeric"))}' for c, t in columns
                 )
                 cur.execute(f'create table "{schema}"."{table}" ({ddl})')
                 csv = Path(tmp) / f"{table}.csv"
-                con.execute(f"copy \"{schema}\".\"{table}\" to '{csv}' (format csv, header false)")
+                con.execute(f'copy "{schema}"."{table}" to \'{csv}\' (format csv, header false)')
                 with open(csv, encoding="utf-8") as f:
                     cur.copy_expert(f'copy "{schema}"."{table}" from stdin with (format csv)', f)
                 counts[table] = cur.rowcount
