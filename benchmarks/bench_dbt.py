@@ -32,6 +32,7 @@ import os
 import re
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,20 +42,23 @@ import numpy as np
 import pandas as pd
 
 from sandbox.config import SimConfig
+from sandbox.demand import channel_grid
 from sandbox.simulation import SimData, simulate
 
 CHUNK_DAYS = 90
 CHUNK_CONVERSATIONS = 1_000_000
-BASE_START = dt.date(2026, 2, 2)
+BASE_START = dt.date(2026, 8, 24)  # as bench_simulation: National Day, Double 11
 TZ = "Asia/Shanghai"
 TARGET = "1M build <= 180 s; build / floor <= 10; +1 h incremental <= 10 % of the full build"
 
 
-def _chunk(k: int, conversations: int) -> SimData:
-    """The k-th consecutive 90-day simulation, its ids shifted clear of the others."""
-    per_day = conversations / CHUNK_DAYS / 1.08  # promotions add about 8 % over plain days
+def _chunk(k: int, conversations: float) -> SimData:
+    """The k-th consecutive 90-day simulation, sized to `conversations` expected arrivals
+    (holidays and promotions of its period included), ids shifted clear of the others."""
     start = BASE_START + dt.timedelta(days=CHUNK_DAYS * k)
-    data = simulate(SimConfig(seed=k + 1, start=start, days=CHUNK_DAYS, conversations_per_day=per_day))
+    unit = SimConfig(seed=k + 1, start=start, days=CHUNK_DAYS, conversations_per_day=1.0)
+    expected = sum(channel_grid(unit, ch, start, CHUNK_DAYS).rate.sum() for ch in unit.channels)
+    data = simulate(unit.with_(conversations_per_day=conversations / expected))
     if k:
         _shift_ids(data, k)
     return data
@@ -100,7 +104,10 @@ def _dbt(args: list[str], as_of, work: Path) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise TransformError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    out = {"seconds": round(wall, 1), "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)}
+    out = {
+        "seconds": round(wall, 1),
+        "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+    }
     results = work / "dbt_target" / "run_results.json"
     if results.exists() and args[0] == "build":
         nodes = json.loads(results.read_text())["results"]
@@ -124,7 +131,9 @@ def _floor(warehouse: Path, work: Path) -> dict:
             ).fetchone()[0]
             if not n or not con.execute(f'select count(*) from raw."{table}"').fetchone()[0]:
                 continue
-            paths = sorted(set(re.findall(r"json_extract_string\(payload, '(\$[^']+)'\)", sql_file.read_text())))
+            paths = sorted(
+                set(re.findall(r"json_extract_string\(payload, '(\$[^']+)'\)", sql_file.read_text()))
+            )
             listed = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
             t0 = time.perf_counter()
             got = con.execute(
@@ -203,6 +212,7 @@ def run(scales: tuple[int, ...] = (1_000_000, 5_000_000), keep: bool = False) ->
     for n in scales:
         label = f"{n // 1_000_000}M" if n >= 1_000_000 else str(n)
         res = _scale(n, incremental=(n == scales[0]), keep=keep)
+        print(json.dumps({label: res}), file=sys.stderr, flush=True)  # progress, scale by scale
         for key, value in res.items():
             out[f"{label}_{key}"] = value
         ok &= res["build_over_floor"] <= 10

@@ -3,9 +3,10 @@
 
 A WeCom-only company (about 100k messages inside WeCom's 3-day window) is served by the
 sandbox in its own process; `run_ingest` extracts, lands and loads it into a fresh data
-directory, alternately without and with the batch gate (best of two each). The gate's own
-time (DuckDB frames + GX validations + storing results + Data Docs) is reported per 100k
-rows. Importing Great Expectations is a one-off per process and reported apart.
+directory, alternately without and with the batch gate (best of three each). The overhead
+is the larger of the wall-clock difference and the gate's own time (DuckDB frames, GX
+validations, storing results, Data Docs) over the ingest time; validation is also reported
+per 100k rows. Importing Great Expectations is a one-off per process, reported apart.
 """
 
 from __future__ import annotations
@@ -57,11 +58,11 @@ def run(conversations_per_day: int = 30_000) -> dict:
     get_context()
     gx_import = time.perf_counter() - t0
 
-    without, with_gate, gate_s = [], [], []
+    without, with_gate, gate_s, docs_s = [], [], [], []
     rows = 0
     with ServerProcess(dataset) as server:
         _ingest(server.url, as_of, gate=False)  # warm the server's caches
-        for _ in range(2):
+        for _ in range(3):
             seconds, summary = _ingest(server.url, as_of, gate=False)
             without.append(seconds)
             seconds, summary = _ingest(server.url, as_of, gate=True)
@@ -69,19 +70,23 @@ def run(conversations_per_day: int = 30_000) -> dict:
             rows = summary["loaded"]["rows"]
             assert summary["quality"]["success"], summary["quality"]["summary"]
             gate_s.append(summary["quality"]["seconds"])
+            docs_s.append(summary["quality"]["docs_seconds"])
     base, gated = min(without), min(with_gate)
-    overhead = (gated - base) / base * 100
-    out = {
+    wall = (gated - base) / base * 100
+    # the gate's own time (validation + Data Docs) against the ingest: not hidden by timing noise
+    own = (min(gate_s) + min(docs_s)) / base * 100
+    overhead = max(wall, own)
+    return {
         "rows": rows,
         "ingest_s_without_gate": round(base, 2),
         "ingest_s_with_gate": round(gated, 2),
-        "gate_overhead_pct": round(overhead, 1),
         "validation_ms_per_100k_rows": round(min(gate_s) / rows * 100_000 * 1000),
+        "data_docs_s": round(min(docs_s), 2),
+        "gate_overhead_pct": round(overhead, 1),
         "gx_import_and_context_s_once_per_process": round(gx_import, 2),
         "target": "batch gate adds <= 20 % to ingest time",
         "ok": overhead <= 20.0,
     }
-    return out
 
 
 if __name__ == "__main__":

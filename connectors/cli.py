@@ -104,8 +104,8 @@ def run_ingest(
             gate = _batch_gate(until) if quality_gate else None
             with Loader(warehouse_path(), all_streams(), validator=gate) as loader:
                 pending = loader.pending()
-                if gate is not None:
-                    gate.prepare(pending)
+                if gate is not None and gate.prepare(pending):
+                    loader.validator = None  # every batch passed: spare the loader re-reading them
                 task = progress.add_task("loading batches", total=len(pending))
                 load_result = loader.load_pending(progress=lambda _m: progress.advance(task))
             quality = gate.finish().as_dict() if gate is not None else None

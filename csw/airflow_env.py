@@ -39,6 +39,15 @@ WRITER_POOL = "duckdb_writer"
 ADMIN_USER = "admin"
 
 
+# Cron DAGs switch to manual with `manual_schedules` (a sandbox with a fixed clock).
+MANUAL_SCHEDULE_VARS = (
+    "CSW_INGEST_SCHEDULE",
+    "CSW_FORECAST_SCHEDULE",
+    "CSW_REALTIME_SCHEDULE",
+    "CSW_REPORT_SCHEDULE",
+)
+
+
 class AirflowStartError(RuntimeError):
     """An Airflow component did not start; the message names its log file."""
 
@@ -84,20 +93,26 @@ def airflow_env(
     port: int = 8080,
     *,
     base: Mapping[str, str] | None = None,
-    parallelism: int = 4,
+    parallelism: int = 6,
     manual_schedules: bool = False,
     extra: Mapping[str, str] | None = None,
     log_port: int | None = None,
+    data_root: Path | None = None,
 ) -> dict[str, str]:
     """Environment for Airflow processes (api-server, scheduler, dag-processor, tasks).
 
     `manual_schedules` turns the cron schedules of cs_ingest/cs_forecast off (the demo
     replays the sandbox's fixed clock by triggering each interval through the API); the
-    Asset chain works either way."""
-    home = airflow_home()
+    Asset chain works either way. `data_root` moves the whole data directory (tests)."""
+    data = Path(data_root).resolve() if data_root else data_dir()
+    home = data / "airflow" if data_root else airflow_home()
     shared = _instance_secrets(home)
     env = dict(os.environ if base is None else base)
     pythonpath = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # `airflow standalone` starts its components as `airflow ...` from PATH
+    path = [str(Path(sys.executable).parent)] + [
+        p for p in env.get("PATH", os.defpath).split(os.pathsep) if p
+    ]
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -122,15 +137,16 @@ def airflow_env(
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
-            "CSW_DATA_DIR": str(data_dir()),
+            "CSW_DATA_DIR": str(data),
             "PYTHONPATH": os.pathsep.join(dict.fromkeys(pythonpath)),
+            "PATH": os.pathsep.join(dict.fromkeys(path)),
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
         }
     )
     if manual_schedules:
-        env["CSW_INGEST_SCHEDULE"] = "manual"
-        env["CSW_FORECAST_SCHEDULE"] = "manual"
+        for var in MANUAL_SCHEDULE_VARS:
+            env[var] = "manual"
     env.update(extra or {})
     return env
 
@@ -156,6 +172,7 @@ PRELOAD = (
     "expectations.batch_gate",
     "expectations.mart_gate",
     "forecasting.job",
+    "alerting.jobs",
 )
 
 _LOCAL_SETTINGS = '''"""Written by csw.airflow_env.init_airflow: pre-import the pipeline's modules in the
@@ -372,6 +389,26 @@ class AirflowApi:
             body["logical_date"] = logical_date or interval[1]
         return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)
 
+    def run_interval(
+        self, dag_id: str, *, run_id: str, interval: tuple[str, str], conf: dict | None = None
+    ) -> str:
+        """Run `dag_id` for a data interval: trigger a run, or clear (re-run) the run that
+        already owns that interval (Airflow keeps one run per logical date). Returns its id."""
+        import datetime as dt
+
+        def parse(text: str) -> dt.datetime:
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+        end = parse(interval[1])
+        for run in self.dag_runs(dag_id):
+            if run.get("logical_date") and parse(run["logical_date"]) == end:
+                self._call(
+                    "POST", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/clear", json={"dry_run": False}
+                )
+                return run["dag_run_id"]
+        self.trigger(dag_id, run_id=run_id, interval=interval, conf=conf)
+        return run_id
+
     def dag_runs(self, dag_id: str) -> list[dict]:
         return self._call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "run_after"})[
             "dag_runs"
@@ -450,6 +487,11 @@ def airflow_command(
 
     console = Console()
     procs: list[subprocess.Popen] = []
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     extra: dict[str, str] = {}
     home = airflow_home()
     (home / "logs").mkdir(parents=True, exist_ok=True)

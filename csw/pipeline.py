@@ -19,6 +19,7 @@ DuckDB or connector imports here).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -154,7 +155,9 @@ def _connector_configs() -> dict:
 
 
 def ingest_plan(platforms: list[str] | None = None) -> list[str]:
-    """`platform.stream` for every configured platform's streams (one mapped task each)."""
+    """`platform.stream` for every configured platform's streams (one mapped task each),
+    interleaved across platforms: the streams of one account run one at a time
+    (`platform_lock`), so neighbours in the plan should be different platforms."""
     from connectors.platforms import available, connector_class
 
     configs = _connector_configs()
@@ -164,7 +167,34 @@ def ingest_plan(platforms: list[str] | None = None) -> list[str]:
         raise PipelineError(
             f"platform(s) {unknown} have no connector or no configuration; configured: {sorted(configs)}"
         )
-    return [f"{p}.{s}" for p in chosen for s in connector_class(p).streams]
+    queues = [[f"{p}.{s}" for s in connector_class(p).streams] for p in chosen]
+    plan = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        plan += [q[i] for q in queues if i < len(q)]
+    return plan
+
+
+@contextlib.contextmanager
+def platform_lock(platform: str):
+    """One extraction at a time per platform account (across task processes).
+
+    Platforms tie a token to the account and revoke the previous one when a new one is
+    issued (Sobot), or refuse concurrent calls (WeCom errcode 45033); the streams of one
+    platform therefore take turns, while different platforms run in parallel."""
+    import fcntl
+
+    path = data_dir() / "pipeline" / "locks" / f"{platform}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        started = time.monotonic()
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        waited = time.monotonic() - started
+        if waited > 1:
+            log.info("waited %.1f s for the %s account", waited, platform)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _marker(platform: str, stream: str, start: dt.datetime, end: dt.datetime) -> Path:
@@ -198,9 +228,6 @@ def extract_stream(
     - history older than the API keeps (WeCom: 3 days) comes once from the admin console
       export (the scraper), as a real first install does.
     """
-    from connectors.core.landing import latest_manifest
-    from connectors.core.runner import extract
-    from connectors.platforms import connector_class
 
     started = time.monotonic()
     platform, _, stream_name = key.partition(".")
@@ -212,6 +239,18 @@ def extract_stream(
             "%s: interval %s..%s already landed (%s rows); not fetched again", key, start, end, done["rows"]
         )
         return {**done, "skipped": True}
+
+    with platform_lock(platform):
+        summary = _extract_locked(key, platform, stream_name, start, end, history_from, first_sync_days)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    _write_json_atomic(marker, summary)
+    return {**summary, "skipped": False}
+
+
+def _extract_locked(key, platform, stream_name, start, end, history_from, first_sync_days) -> dict:
+    from connectors.core.landing import latest_manifest
+    from connectors.core.runner import extract
+    from connectors.platforms import connector_class
 
     configs = _connector_configs()
     if platform not in configs:
@@ -263,10 +302,8 @@ def extract_stream(
         "batches": result.batches,
         "source": result.source,
         "events": [e.get("kind") for e in result.events],
-        "seconds": round(time.monotonic() - started, 1),
     }
-    _write_json_atomic(marker, summary)
-    return {**summary, "skipped": False}
+    return summary
 
 
 def batch_gate(as_of):

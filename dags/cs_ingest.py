@@ -69,7 +69,7 @@ def cs_ingest():
             refetch=bool(params.get("refetch")),
         )
 
-    @task(pool=pipeline.WRITER_POOL, outlets=[RAW], trigger_rule="all_done")
+    @task(pool=pipeline.WRITER_POOL, outlets=[RAW], trigger_rule="all_done_min_one_success")
     def load(data_interval_end=None, outlet_events=None) -> dict:
         summary = pipeline.load_landed(data_interval_end)
         outlet_events[RAW].extra = {"as_of": summary["as_of"], "rows": summary["rows"]}

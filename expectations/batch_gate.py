@@ -41,7 +41,16 @@ import pandas as pd
 from connectors.core.landing import Manifest
 from connectors.core.streams import Stream
 from expectations import batch_suites
-from expectations.context import Finding, GateResult, Runner, build_docs, docs_index, failures_of, get_context
+from expectations.context import (
+    Finding,
+    GateResult,
+    Runner,
+    build_docs,
+    docs_index,
+    failures_of,
+    get_context,
+    result_page,
+)
 
 log = logging.getLogger("expectations.batch_gate")
 
@@ -64,19 +73,19 @@ class BatchGate:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._runners: dict[str, Runner] = {}
         self._verdicts: dict[str, list[str]] = {}
+        self._pages: dict[str, Path] = {}
         self.result_ids: list = []
         self.suites: set[str] = set()
         self.findings: list[Finding] = []
         self.notes: list[str] = []
         self.checked: list[str] = []
+        self._counted: set[str] = set()
         self.rows = 0
         self.seconds = 0.0
 
     # -- the validator ---------------------------------------------------------------------------
     def __call__(self, manifest: Manifest, records: list[dict]) -> list[str]:
-        label = f"{manifest.platform}.{manifest.stream} {manifest.batch_id}"
-        self.checked.append(label)
-        self.rows += manifest.row_count
+        label = self._count(manifest)
         reasons = self._verdicts.pop(manifest.batch_id, None)
         if reasons is None and records:
             self._prepare_following(manifest)
@@ -92,15 +101,19 @@ class BatchGate:
                 self.seconds += time.perf_counter() - started
         if reasons:
             self.findings.append(Finding(label, reasons))
-            return [f"quality gate: {'; '.join(reasons)} (Data Docs: {docs_index()})"]
+            page = self._pages.get(manifest.batch_id, docs_index())
+            return [f"quality gate: {'; '.join(reasons)} (Data Docs: {page})"]
         return []
 
-    def prepare(self, pending: Iterable[tuple[Path, Manifest]]) -> None:
+    def prepare(self, pending: Iterable[tuple[Path, Manifest]]) -> bool:
         """Validate every pending batch now, one GX validation per stream where they pass.
 
         Verdicts are kept for the loader's calls; a batch this step could not read is left to
-        the per-call path (the loader rejects unreadable files itself)."""
+        the per-call path (the loader rejects unreadable files itself). Returns True when every
+        batch was read and passed: the caller may then load without asking the gate again
+        (the loader parses each batch's records only to hand them to its validator)."""
         started = time.perf_counter()
+        pending = list(pending)
         groups: dict[str, list[tuple[Path, Manifest]]] = {}
         for directory, manifest in pending:
             stream = self.streams.get(f"{manifest.platform}__{manifest.stream}")
@@ -124,6 +137,19 @@ class BatchGate:
                         rows += item[1].row_count
         finally:
             self.seconds += time.perf_counter() - started
+        if all(self._verdicts.get(m.batch_id) == [] for _, m in pending):
+            for _, m in pending:  # counted now: the caller may not ask again
+                self._count(m)
+            return True
+        return False
+
+    def _count(self, manifest: Manifest) -> str:
+        label = f"{manifest.platform}.{manifest.stream} {manifest.batch_id}"
+        if label not in self._counted:
+            self._counted.add(label)
+            self.checked.append(label)
+            self.rows += manifest.row_count
+        return label
 
     def _prepare_following(self, manifest: Manifest) -> None:
         """Without `prepare()`: validate this batch together with the landed batches of its stream
@@ -189,11 +215,14 @@ class BatchGate:
     def _decide(self, stream: Stream, df: pd.DataFrame, batch_ids: list[str]) -> None:
         """Verdicts for `batch_ids` from their frame: together when conclusive, else one by one."""
         present = [c for c in df.columns if c.endswith("__present")]
-        if len(batch_ids) > 1 and self._conclusive(stream, df, present):
-            result = self._run(
-                stream, self._clean(df, present), f"{len(batch_ids)} batches, {batch_ids[0]}.."
-            )
+        if self._conclusive(stream, df, present):
+            # screening: only the verdict matters, so the cheapest result format; a failure is
+            # not stored, the batches are validated one by one with the checkpoint's format
+            run_name = batch_ids[0] if len(batch_ids) == 1 else f"{batch_ids[0]}+{len(batch_ids) - 1}"
+            result = self._run(stream, self._clean(df, present), run_name, "BOOLEAN_ONLY", store=False)
             if result.success:
+                if self.store_results:
+                    self.result_ids.append(self._runner(stream).save(self.context, result))
                 for bid in batch_ids:
                     self._verdicts[bid] = []
                 return
@@ -204,7 +233,10 @@ class BatchGate:
                 continue
             missing = [c.removesuffix("__present") for c in present if not part[c].any()]
             part = self._clean(part.drop(columns=missing), present)
-            self._verdicts[bid] = failures_of(self._run(stream, part, bid))
+            result = self._run(stream, part, bid)
+            self._verdicts[bid] = failures_of(result)
+            if self._verdicts[bid] and self.result_ids:
+                self._pages[bid] = result_page(self.result_ids[-1])
 
     @staticmethod
     def _clean(df: pd.DataFrame, present: list[str]) -> pd.DataFrame:
@@ -264,10 +296,12 @@ class BatchGate:
 
     def _generated_runner(self, stream: Stream) -> Runner:
         import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         from expectations.build import RESULT_FORMAT
 
         ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         definition = (
             ctx.data_sources.add_pandas("landed_batches")
             .add_dataframe_asset(stream.table)
@@ -280,14 +314,20 @@ class BatchGate:
         )
         return Runner(suite.name, definition, suite, RESULT_FORMAT)
 
-    def _run(self, stream: Stream, df: pd.DataFrame, run_name: str):
+    def _run(self, stream: Stream, df: pd.DataFrame, run_name: str, result_format=None, store: bool = True):
         """Validate a frame with the stream's checkpoint; keep the result id for Data Docs."""
         meta = {
             "as_of": str(self.as_of) if self.as_of is not None else "each batch's window end",
             "batches": int(df["_batch"].nunique()) if "_batch" in df else 0,
         }
         key, result = self._runner(stream).validate(
-            self.context, df, None, run_name, meta, store=self.store_results
+            self.context,
+            df,
+            None,
+            run_name,
+            meta,
+            store=store and self.store_results,
+            result_format=result_format,
         )
         if key is not None:
             self.result_ids.append(key)
@@ -326,6 +366,7 @@ class BatchGate:
             list(self.checked),
             self.rows,
             self.seconds,
+            docs_s,
         )
 
 

@@ -365,17 +365,18 @@ def _window_words(stream: Stream) -> str:
     return "not after the window end"
 
 
-def _text(value) -> str:
-    """A code as DuckDB's json_extract_string shows it (3 -> "3", true -> "true")."""
-    return value if isinstance(value, str) else json.dumps(value)
+def _json(value) -> str:
+    """A code as a JSON value (3 -> `3`, "open" -> `"open"`), as the frame shows codes."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def expectations(stream: Stream, spec: StreamSpec | None = None) -> list:
     """The stream's batch expectations (GX 1.x objects, in the order Data Docs show them).
 
-    They read the frame `frame_sql` builds: `_key` and `_time` as the loader derives them,
+    They read the frame `frame()` builds: `_key` and `_time` as the loader derives them,
     per-row bounds `_not_after`, `_window_start`, `_window_end` (the batch's parameters), and
-    per spec field its text `<f>`, JSON type `<f>__type`, number `<f>__number`, time `<f>__time`.
+    per spec field what its checks need: `<f>` (a code as JSON, a time's text, a hashed
+    identifier, or a presence flag), `<f>__type` (JSON type), `<f>__number`, `<f>__time`.
     """
     import great_expectations.expectations as gxe
 
@@ -440,7 +441,7 @@ def expectations(stream: Stream, spec: StreamSpec | None = None) -> list:
             )
         if f.identifier:
             continue  # identifiers: presence only, never their values
-        if f.types:
+        if f.types and not f.values:  # a code check compares JSON values: it checks the type too
             json_types = sorted({t for name in f.types for t in JSON_TYPES[name]})
             out.append(
                 gxe.ExpectColumnValuesToBeInSet(
@@ -453,8 +454,8 @@ def expectations(stream: Stream, spec: StreamSpec | None = None) -> list:
             out.append(
                 gxe.ExpectColumnValuesToBeInSet(
                     column=f.name,
-                    value_set=[_text(v) for v in f.values],
-                    description=f"`{f.name}` is a known code",
+                    value_set=[_json(v) for v in f.values],
+                    description=f'`{f.name}` is a known code (as JSON: 3 is not "3")',
                 )
             )
         if f.min is not None or f.max is not None:
@@ -561,37 +562,76 @@ def _pseudonym(expr: str, salt: str | None = None) -> str:
     return f"case when {expr} is null then null else (hash({text}) >> 11)::bigint end"
 
 
-def select_list(stream: Stream, spec: StreamSpec | None = None, col: str = "j") -> list[str]:
-    """The SQL select list of a stream's frame over JSON records `col` and the batch table `b`."""
+def select_sql(stream: Stream, spec: StreamSpec | None = None) -> str:
+    """The SQL of a stream's frame over `read_ndjson_objects(...) r` joined to the batch table `b`.
+
+    Each record is parsed once (one `json_extract_string` and one `json_type` over the list of
+    paths); the key and time expressions are the loader's (`connectors.core.loader`), applied
+    to the extracted texts."""
     from connectors.core.loader import _key_sql, _time_sql
 
     spec = spec or spec_for(stream)
     fields = {f.name: f for f in spec.fields}
+    required = _required(stream, spec)
+    paths = list(
+        dict.fromkeys(
+            [*stream.primary_key, *([stream.time_field] if stream.time_field else []), *required, *fields]
+        )
+    )
+    pos = {p: i + 1 for i, p in enumerate(paths)}
+
+    def text(name: str) -> str:
+        return f"xs[{pos[name]}]"
+
+    def jtype(name: str) -> str:
+        return f"ts[{pos[name]}]"
+
+    def loader_expr(expr: str, names) -> str:
+        for name in names:
+            expr = expr.replace(f"json_extract_string(r.json, '$.{name}')", text(name))
+        return expr
+
+    key = loader_expr(_key_sql(stream, "r.json"), stream.primary_key)
     out = [
-        "b.batch_id as _batch",
-        f"{_pseudonym(_key_sql(stream, col), 'b.batch_id')} as _key",
-        f"{_time_sql(stream, col)} as _time",
-        "b.not_after as _not_after",
-        "b.window_start as _window_start",
-        "b.window_end as _window_end",
+        "batch_id as _batch",
+        f"{_pseudonym(key, 'batch_id')} as _key",
+        f"{loader_expr(_time_sql(stream, 'r.json'), [stream.time_field] if stream.time_field else [])} as _time",
+        "not_after as _not_after",
+        "window_start as _window_start",
+        "window_end as _window_end",
     ]
-    for name in _required(stream, spec):
-        out.append(f"json_exists({col}, '$.{name}') as {_q(name + '__present')}")
-        if name not in fields:
-            out.append(f"case when json_exists({col}, '$.{name}') then 1 end as {_q(name)}")
-    for name, f in fields.items():
-        text = f"json_extract_string({col}, '$.{name}')"
-        if f.identifier:
-            out.append(f"{_pseudonym(text)} as {_q(name)}")
+    for name in required:
+        out.append(f"{jtype(name)} is not null as {_q(name + '__present')}")
+    for name in dict.fromkeys([*required, *fields]):
+        f = fields.get(name)
+        if f is None:  # a declared field without a spec: its presence only
+            out.append(f"case when {jtype(name)} is not null then 1 end as {_q(name)}")
             continue
-        out.append(f"{text} as {_q(name)}")
-        if f.types:
-            out.append(f"nullif(json_type({col}, '$.{name}'), 'NULL') as {_q(name + '__type')}")
+        if f.identifier:
+            if name in required or f.not_null:
+                out.append(f"{_pseudonym(text(name))} as {_q(name)}")
+            continue
+        if f.values:  # codes as JSON values: 3 is not "3", so the code check is a type check too
+            out.append(
+                f"case {jtype(name)} when 'VARCHAR' then to_json({text(name)})::varchar when 'NULL' then null "
+                f"else {text(name)} end as {_q(name)}"
+            )
+        elif f.time_format is not None or f.not_null:
+            out.append(f"{text(name)} as {_q(name)}")
+        elif name in required:
+            out.append(f"case when {jtype(name)} is not null then 1 end as {_q(name)}")
+        if f.types and not f.values:
+            out.append(f"nullif({jtype(name)}, 'NULL') as {_q(name + '__type')}")
         if f.min is not None or f.max is not None:
-            out.append(f"try_cast({text} as double) as {_q(name + '__number')}")
+            out.append(f"try_cast({text(name)} as double) as {_q(name + '__number')}")
         if f.time_format is not None:
-            out.append(f"{_time_expr(text, f.time_format)} as {_q(name + '__time')}")
-    return out
+            out.append(f"{_time_expr(text(name), f.time_format)} as {_q(name + '__time')}")
+    path_list = ", ".join(f"'$.{p}'" for p in paths)
+    return (
+        f"select {', '.join(out)} from ("
+        f"select b.*, r.json, json_extract_string(r.json, [{path_list}]) as xs, json_type(r.json, [{path_list}]) as ts "
+        "from read_ndjson_objects($files, filename = true) r join _gate_batches b using (filename))"
+    )
 
 
 def frame(
@@ -611,8 +651,6 @@ def frame(
         [[path, bid, b["not_after"], b["window_start"], b["window_end"]] for bid, path, b in sources],
     )
     files = [path for _, path, _ in sources]
-    sql = (
-        f"select {', '.join(select_list(stream, spec, 'r.json'))} "
-        f"from read_ndjson_objects({files!r}, filename = true) r join _gate_batches b using (filename)"
-    )
-    return con.execute(sql).df()
+    table = con.execute(select_sql(stream, spec).replace("$files", repr(files))).to_arrow_table()
+    # texts become categories (codes, types, batch ids: few distinct values; cheap for GX)
+    return table.to_pandas(strings_to_categorical=True)

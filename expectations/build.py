@@ -87,6 +87,9 @@ data_docs_sites:
       base_directory: ${{CSW_QUALITY_DIR}}/data_docs/
     site_index_builder:
       class_name: DefaultSiteIndexBuilder
+      # the index reads each result it lists: the newest 200 (older pages stay reachable
+      # until pruned, see expectations.context.KEEP_RESULTS_PER_SUITE)
+      validation_results_limit: 200
 """
 
 

@@ -60,7 +60,7 @@ def quality(
         print(json.dumps({k: r.as_dict() for k, r in results.items()} | {"success": ok}))
     else:
         for r in results.values():
-            console.print(r.summary, highlight=False, markup=False)
+            console.print(r.summary, highlight=False, markup=False, soft_wrap=True)
         console.print("[green]quality gates passed[/]" if ok else "[red]quality gates FAILED[/]")
     if not ok:
         raise typer.Exit(1)

@@ -56,20 +56,30 @@ def _quiet_gx() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+_CONTEXTS: dict[tuple[str, float], Any] = {}
+
+
 def get_context():
-    """The file context of `expectations/gx/` with its runtime stores in `<data>/quality/`."""
+    """The file context of `expectations/gx/` with its runtime stores in `<data>/quality/`.
+
+    Loaded once per process and data directory (a few tenths of a second), again when the
+    project's yml changes."""
     _quiet_gx()
     import great_expectations as gx
 
     qdir = quality_dir()
     qdir.mkdir(parents=True, exist_ok=True)
-    if not (GX_DIR / "great_expectations.yml").exists():
+    yml = GX_DIR / "great_expectations.yml"
+    if not yml.exists():
         raise QualityError(f"no GX project at {GX_DIR}; run `csw quality build-suites`")
-    return gx.get_context(
-        mode="file",
-        project_root_dir=str(PACKAGE_DIR),
-        runtime_environment={"CSW_QUALITY_DIR": str(qdir)},
-    )
+    key = (str(qdir), yml.stat().st_mtime)
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = gx.get_context(
+            mode="file",
+            project_root_dir=str(PACKAGE_DIR),
+            runtime_environment={"CSW_QUALITY_DIR": str(qdir)},
+        )
+    return _CONTEXTS[key]
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -96,6 +106,7 @@ class GateResult:
     checked: list[str] = field(default_factory=list)
     rows: int = 0
     seconds: float = 0.0  # validating (frames and GX), not counting Data Docs
+    docs_seconds: float = 0.0
 
     def __str__(self) -> str:
         return self.summary
@@ -110,6 +121,7 @@ class GateResult:
             "checked": self.checked,
             "rows": self.rows,
             "seconds": round(self.seconds, 3),
+            "docs_seconds": round(self.docs_seconds, 3),
         }
 
 
@@ -126,11 +138,14 @@ def describe(item) -> str:
 
     config = item.expectation_config
     kwargs = config.kwargs
-    label = config.description or config.type.removeprefix("expect_").replace("_", " ")
     column = kwargs.get("column") or (
         f"{kwargs.get('column_A')}/{kwargs.get('column_B')}" if kwargs.get("column_A") else None
     )
-    head = f"{column}: {label}" if column and column not in label else label
+    if config.description:  # the specs' descriptions name the field
+        head = config.description
+    else:
+        label = config.type.removeprefix("expect_").replace("_", " ")
+        head = f"{column}: {label}" if column else label
     info = item.exception_info or {}
     if info.get("raised_exception"):
         return f"{head} (could not be evaluated: {str(info.get('exception_message'))[:200]})"
@@ -159,6 +174,9 @@ def failures_of(suite_result) -> list[str]:
 
 
 # -- running a checkpoint ----------------------------------------------------------------------
+_RUNNERS: dict[int, dict[str, Runner]] = {}
+
+
 @dataclass
 class Runner:
     """A checkpoint of the GX project, ready to validate frames: its validation definition's
@@ -174,12 +192,25 @@ class Runner:
 
     @classmethod
     def from_checkpoint(cls, context, name: str) -> Runner:
-        checkpoint = context.checkpoints.get(name)
-        vd = checkpoint.validation_definitions[0]
-        return cls(name, vd.batch_definition, vd.suite, checkpoint.result_format, checkpoint.id, vd.id)
+        """The checkpoint `name` of the context (read once per context)."""
+        cache = _RUNNERS.setdefault(id(context), {})
+        if name not in cache:
+            checkpoint = context.checkpoints.get(name)
+            vd = checkpoint.validation_definitions[0]
+            cache[name] = cls(
+                name, vd.batch_definition, vd.suite, checkpoint.result_format, checkpoint.id, vd.id
+            )
+        return cache[name]
 
     def validate(
-        self, context, df, params: dict | None, run_name: str, meta: dict | None = None, store: bool = True
+        self,
+        context,
+        df,
+        params: dict | None,
+        run_name: str,
+        meta: dict | None = None,
+        store: bool = True,
+        result_format=None,
     ):
         """Validate `df`; store the (identifier-safe) result. Returns (result id or None, result).
 
@@ -189,10 +220,6 @@ class Runner:
         import datetime as dt
 
         from great_expectations.core.run_identifier import RunIdentifier
-        from great_expectations.data_context.types.resource_identifiers import (
-            ExpectationSuiteIdentifier,
-            ValidationResultIdentifier,
-        )
 
         batch = self.batch_definition.get_batch(batch_parameters={"dataframe": df})
         result = batch.validate(
@@ -207,15 +234,22 @@ class Runner:
             batch_parameters={"dataframe": "<DATAFRAME>"},
             **(meta or {}),
         )
-        if not store:
-            return None, result
+        return (self.save(context, result) if store else None), result
+
+    def save(self, context, result):
+        """Store a result of `validate(store=False)`; returns its id."""
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=self.suite.name),
-            run_id=run_id,
+            run_id=result.meta["run_id"],
             batch_identifier=result.batch_id or self.name,
         )
         context.validation_results_store.set(key, result)
-        return key, result
+        return key
 
 
 # -- Data Docs ---------------------------------------------------------------------------------
@@ -226,6 +260,11 @@ def _result_paths(key) -> tuple[Path, Path]:
         results_dir() / rel.with_name(rel.name + ".json"),
         docs_dir() / "validations" / rel.with_name(rel.name + ".html"),
     )
+
+
+def result_page(key) -> Path:
+    """The Data Docs page of a validation result (it exists once the docs are built)."""
+    return _result_paths(key)[1]
 
 
 def prune_results(context, keep: int = KEEP_RESULTS_PER_SUITE) -> int:

@@ -207,9 +207,15 @@ class _Runs:
         self.suites: list[str] = []
 
     def run(self, name: str, df: pd.DataFrame, params: dict):
-        key, result = Runner.from_checkpoint(self.context, name).validate(
-            self.context, df, params, self.run_name
-        )
+        from great_expectations.exceptions import DataContextError
+
+        try:
+            runner = Runner.from_checkpoint(self.context, name)
+        except DataContextError as exc:
+            raise QualityError(
+                f"no checkpoint {name} in expectations/gx; run `csw quality build-suites`"
+            ) from exc
+        key, result = runner.validate(self.context, df, params, self.run_name)
         self.result_ids.append(key)
         self.suites.append(name)
         return result

@@ -38,7 +38,9 @@ def agent_accounts(data: SimData) -> pd.DataFrame:
             "team": acc["team"].astype(str),
         }
     )
-    return out.sort_values(["agent_id", "channel"], kind="stable").reset_index(drop=True)[AGENT_ACCOUNTS_COLUMNS]
+    return out.sort_values(["agent_id", "channel"], kind="stable").reset_index(drop=True)[
+        AGENT_ACCOUNTS_COLUMNS
+    ]
 
 
 def write_seeds(cfg: SimConfig, out_dir: Path) -> list[Path]:

@@ -137,9 +137,7 @@ def test_erlang_c_matches_exact_fraction_reference():
                 rnd.uniform(0.7, 1.0),
             )
         )
-    vol, interval, aht, target, t, occ = (
-        np.array(c, dtype=float) for c in zip(*cases, strict=True)
-    )
+    vol, interval, aht, target, t, occ = (np.array(c, dtype=float) for c in zip(*cases, strict=True))
     got = required_agents(vol, interval, aht, target, t, max_occupancy=occ, shrinkage=0.0)
     for i, (v, iv, h, tg, tt, mo) in enumerate(cases):
         n = ref_required_c(v, iv, h, tg, tt, mo)
@@ -268,9 +266,7 @@ def test_erlang_a_converges_to_erlang_c_as_patience_grows():
     c = required_agents(100, 1800, 180, 0.8, 20, max_occupancy=1.0)
     previous = 0
     for patience in (30, 300, 3_000, 30_000, 1e6, 1e9):
-        a = required_agents(
-            100, 1800, 180, 0.8, 20, max_occupancy=1.0, model="erlang_a", patience_s=patience
-        )
+        a = required_agents(100, 1800, 180, 0.8, 20, max_occupancy=1.0, model="erlang_a", patience_s=patience)
         assert previous <= int(a.required_agents) <= int(c.required_agents)
         previous = int(a.required_agents)
     assert previous == int(c.required_agents)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 
 import orjson
+import pandas as pd
 import requests
 
 from connectors.core.landing import manifests
@@ -42,7 +43,13 @@ def _landed(root, platform: str, stream: str) -> list[bytes]:
 
 def test_bulk_wecom_records_equal_the_server(tmp_path, sandbox, sim_data, as_of):
     lower, upper = visible_cutoff("wecom", as_of)
-    write_landing(sim_data, upper, since=lower - __import__("pandas").Timedelta(seconds=1), shapes=("wecom",), root=tmp_path)
+    write_landing(
+        sim_data,
+        upper,
+        since=lower - pd.Timedelta(seconds=1),
+        shapes=("wecom",),
+        root=tmp_path,
+    )
     served = _wecom_sync_all(sandbox)
     landed = _landed(tmp_path, "wecom", "messages")
     # byte-identical JSON lines (orjson writes compact JSON, as DuckDB's json_object does)

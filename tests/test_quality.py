@@ -42,12 +42,12 @@ def _batches(root: Path, platform: str, stream: str) -> list[tuple[Path, Manifes
 
 # corruption name -> (platform, stream, what the gate's reason must say)
 EXPECTED = {
-    "all_keys_null": ("wecom", "messages", "record key (msgid) is present"),
-    "future_timestamp": ("wecom", "messages", "`send_time` is not in the future"),
-    "unknown_enum": ("wecom", "messages", "`origin` is a known code"),
-    "wrong_type": ("wecom", "messages", "`origin` has JSON type int"),
-    "duplicated_key": ("wecom", "messages", "record key (msgid) is unique within the batch"),
-    "negative_duration": ("douyin", "sessions", "`wait_s` is a number >= 0"),
+    "all_keys_null": ("wecom", "messages", ["record key (msgid) is present"]),
+    "future_timestamp": ("wecom", "messages", ["`send_time` is not in the future"]),
+    "unknown_enum": ("wecom", "messages", ["`origin` is a known code", "1 of 200 rows fail (e.g. '9' x1)"]),
+    "wrong_type": ("wecom", "messages", ["`send_time` has JSON type int", "(e.g. 'VARCHAR' x1)"]),
+    "duplicated_key": ("wecom", "messages", ["record key (msgid) is unique within the batch"]),
+    "negative_duration": ("douyin", "sessions", ["`wait_s` is a number >= 0", "(e.g. -5 x1)"]),
 }
 
 
@@ -58,7 +58,8 @@ def run(tmp_path_factory, _server, as_of):
     mp = pytest.MonkeyPatch()
     mp.setenv("CSW_DATA_DIR", str(work))
     mp.setenv("CSW_CONNECTORS_CONFIG", str(work / "connectors.yaml"))
-    mp.delenv("CSW_WAREHOUSE", raising=False)
+    # set, not deleted: `csw.transform` writes CSW_WAREHOUSE into os.environ, undo restores it
+    mp.setenv("CSW_WAREHOUSE", str(work / "warehouse" / "warehouse.duckdb"))
     # small WeCom pages: one batch per 200 messages
     (work / "connectors.yaml").write_text(yaml.safe_dump({"platforms": {"wecom": {"page_size": 200}}}))
     _server.state.faults.clear()
@@ -89,7 +90,12 @@ def run(tmp_path_factory, _server, as_of):
     corrupt("all_keys_null", wecom[0], lambda rs: [{**r, "msgid": None} for r in rs])
     corrupt("future_timestamp", wecom[1], set_field("send_time", future))
     corrupt("unknown_enum", wecom[2], set_field("origin", 9))
-    corrupt("wrong_type", wecom[3], set_field("origin", "3"))
+    # a time sent as text: the loader would even parse it, only the gate sees the type changed
+    corrupt(
+        "wrong_type",
+        wecom[3],
+        lambda rs: [{**r, "send_time": str(r["send_time"])} if i == 3 else r for i, r in enumerate(rs)],
+    )
     corrupt("duplicated_key", wecom[4], lambda rs: [*rs, dict(rs[0])])
     corrupt(
         "negative_duration",
@@ -119,13 +125,17 @@ def _con(work: Path):
 
 @pytest.mark.parametrize("corruption", sorted(EXPECTED))
 def test_corrupted_batch_is_quarantined(run, corruption):
-    platform, stream, words = EXPECTED[corruption]
+    platform, stream, expected = EXPECTED[corruption]
     batch_id = run["corrupted"][corruption]
     assert batch_id in run["summary"]["loaded"]["quarantined_batches"]
     reason_file = run["work"] / "quarantine" / platform / stream / f"{batch_id}.reason.json"
     assert reason_file.exists(), "the batch was not moved to quarantine whole"
     reason = json.loads(reason_file.read_text())["reason"]
-    assert words in reason, reason
+    for words in expected:
+        assert words in reason, reason
+    page = Path(reason.rsplit("(Data Docs: ", 1)[1].rstrip(")"))
+    assert page.exists() and page.suffix == ".html", "the reason names the batch's Data Docs page"
+    assert batch_id in str(page)
     assert not (run["work"] / "landing" / platform / stream / f"{batch_id}{MANIFEST_SUFFIX}").exists()
     con = _con(run["work"])
     try:
@@ -136,7 +146,7 @@ def test_corrupted_batch_is_quarantined(run, corruption):
     finally:
         con.close()
     assert [(k, s) for k, s, _ in events] == [("batch_quarantined", "error")]
-    assert words in events[0][2]
+    assert expected[0] in events[0][2]
     assert loaded == 0
 
 
@@ -214,7 +224,7 @@ def test_csw_quality_reports_pending_failures(run, monkeypatch):
     failures = out["batches"]["failures"]
     assert [f["name"] for f in failures] == [f"douyin.sessions {fresh.batch_id}"]
     assert "`status` is a known code" in failures[0]["reasons"][0]
-    assert "'escalated'" in failures[0]["reasons"][0]  # codes are shown; identifiers never are
+    assert '"escalated"' in failures[0]["reasons"][0]  # codes are shown; identifiers never are
     (new_dir / fresh.file).unlink()
     (new_dir / f"{fresh.batch_id}{MANIFEST_SUFFIX}").unlink()
     ok = CliRunner().invoke(app, ["quality", "--no-marts"])

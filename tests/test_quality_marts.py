@@ -28,7 +28,8 @@ def built(tmp_path_factory, sim_data, _server, as_of):
     mp = pytest.MonkeyPatch()
     mp.setenv("CSW_DATA_DIR", str(work))
     mp.setenv("CSW_CONNECTORS_CONFIG", str(work / "connectors.yaml"))
-    mp.delenv("CSW_WAREHOUSE", raising=False)
+    # set, not deleted: `csw.transform` writes CSW_WAREHOUSE into os.environ, undo restores it
+    mp.setenv("CSW_WAREHOUSE", str(work / "warehouse" / "warehouse.duckdb"))
     _server.state.faults.clear()
     _server.state.clock.set(as_of, speed=0)
     start = pd.Timestamp(sim_data.config["start"]).tz_localize("Asia/Shanghai").tz_convert("UTC")
@@ -43,9 +44,9 @@ def built(tmp_path_factory, sim_data, _server, as_of):
 @pytest.fixture()
 def warehouse(built, tmp_path, monkeypatch):
     """A private copy of the built warehouse, in a fresh data directory."""
-    monkeypatch.setenv("CSW_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("CSW_WAREHOUSE", raising=False)
     target = tmp_path / "warehouse" / "warehouse.duckdb"
+    monkeypatch.setenv("CSW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CSW_WAREHOUSE", str(target))
     target.parent.mkdir(parents=True)
     shutil.copy2(built, target)
     return target

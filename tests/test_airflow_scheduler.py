@@ -1,0 +1,117 @@
+"""One scheduler-driven run: the real scheduler, dag-processor and api-server (LocalExecutor,
+SQLite metadata) run `cs_ingest`; `cs_transform` must start from the `csw_raw` Asset, and
+the one-slot pool `duckdb_writer` must keep the warehouse tasks one at a time even when
+several are ready together. `dag.test()` proves neither: it runs tasks one by one in-process
+and ignores Assets and pools.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+from conftest import SMALL, SMALL_AS_OF
+
+from csw.airflow_env import WRITER_POOL, AirflowStack, airflow_env, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+# API, server cursor + console backfill (wecom), incremental export (zendesk), console-only
+# scraper (douyin), the CRM (orders, value tiers): every kind of extraction, fewer tasks.
+PLATFORMS = ["wecom", "zendesk", "douyin", "crm"]
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.tz_convert("UTC").isoformat()
+
+
+def test_scheduler_runs_ingest_then_transform_from_the_asset_one_writer_at_a_time(tmp_path, _server):
+    _server.state.faults.clear()
+    _server.state.clock.set(SMALL_AS_OF, speed=0)
+    start = pd.Timestamp(SMALL.start).tz_localize("Asia/Shanghai").tz_convert("UTC")
+    middle = SMALL_AS_OF - pd.Timedelta(minutes=15)
+    port = free_port()
+    env = airflow_env(
+        port,
+        data_root=tmp_path / "data",
+        manual_schedules=True,
+        parallelism=4,
+        extra={"CSW_SANDBOX_URL": _server.url, "CSW_TASK_RETRIES": "0"},
+    )
+    with AirflowStack(env, port, start_timeout_s=240) as stack:
+        api = stack.api
+        api.wait_for_dags(["cs_ingest", "cs_transform", "cs_publish"], timeout_s=180)
+        conf = {"platforms": PLATFORMS}
+        # two consecutive intervals, back to back: the second run's load becomes ready while
+        # the first run's transform holds the writer slot
+        api.trigger("cs_ingest", run_id="first", interval=(_iso(start), _iso(middle)), conf=conf)
+        api.trigger("cs_ingest", run_id="second", interval=(_iso(middle), _iso(SMALL_AS_OF)), conf=conf)
+        for run_id in ("first", "second"):
+            run = api.wait_run("cs_ingest", run_id, timeout_s=300)
+            assert run["state"] == "success", (run_id, api.task_instances("cs_ingest", run_id))
+            assert run["run_type"] == "manual"
+            assert pd.Timestamp(run["data_interval_end"]) == (middle if run_id == "first" else SMALL_AS_OF)
+
+        # cs_transform was started by the scheduler from the Asset events of the loads
+        first_transform = api.wait_new_run("cs_transform", set(), timeout_s=120)
+        assert first_transform["run_type"] == "asset_triggered"
+        deadline = time.monotonic() + 300
+        while True:
+            runs = api.dag_runs("cs_transform")
+            events = {r["dag_run_id"]: _upstream_events(api, r["dag_run_id"]) for r in runs}
+            consumed = {e["source_run_id"] for evs in events.values() for e in evs}
+            if {"first", "second"} <= consumed and all(r["state"] in ("success", "failed") for r in runs):
+                break
+            assert time.monotonic() < deadline, f"transform runs {runs} consumed only {consumed}"
+            time.sleep(3)
+        for r in runs:
+            assert r["state"] == "success", api.task_instances("cs_transform", r["dag_run_id"])
+            assert r["run_type"] == "asset_triggered"
+            assert {e["source_dag_id"] for e in events[r["dag_run_id"]]} == {"cs_ingest"}
+            assert {e["name"] for e in events[r["dag_run_id"]]} == {"csw_raw"}
+        stamps = {e["extra"]["as_of"] for evs in events.values() for e in evs}
+        assert stamps == {_z(middle), _z(SMALL_AS_OF)}  # each load announced its interval end
+
+        # the writer pool: warehouse tasks never overlapped, and at least once one waited
+        writers = [
+            ti for ti in api.task_instances(pool=WRITER_POOL) if ti["state"] == "success" and ti["start_date"]
+        ]
+        names = {(ti["dag_id"], ti["task_id"]) for ti in writers}
+        assert {("cs_ingest", "load"), ("cs_transform", "dbt_build"), ("cs_transform", "mart_gate")} <= names
+        spans = sorted(
+            (
+                (
+                    pd.Timestamp(ti["start_date"]),
+                    pd.Timestamp(ti["end_date"]),
+                    ti["dag_id"],
+                    ti["task_id"],
+                    ti,
+                )
+                for ti in writers
+            ),
+            key=lambda span: span[0],
+        )
+        for (s1, e1, *_a), (s2, e2, *_b) in zip(spans, spans[1:], strict=False):
+            assert s2 >= e1, f"writers overlapped: {_a[:2]} {s1}..{e1} and {_b[:2]} {s2}..{e2}"
+        waited = [
+            (ti["dag_id"], ti["task_id"])
+            for (_s, _e, _d, _t, ti) in spans
+            for (s0, e0, d0, t0, other) in spans
+            if other is not ti
+            and ti["scheduled_when"]
+            and pd.Timestamp(ti["scheduled_when"]) < e0
+            and pd.Timestamp(ti["start_date"]) >= e0
+            and pd.Timestamp(ti["scheduled_when"]) >= s0
+        ]
+        assert waited, (
+            f"no writer ever waited for the slot; spans: {[(s, e, d, t) for s, e, d, t, _ in spans]}"
+        )
+
+
+def _upstream_events(api, run_id: str) -> list[dict]:
+    return api._call("GET", f"/dags/cs_transform/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+
+
+def _z(ts: pd.Timestamp) -> str:
+    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
