@@ -423,6 +423,10 @@ class AirflowApi:
             "task_instances"
         ]
 
+    def upstream_events(self, dag_id: str, run_id: str) -> list[dict]:
+        """The Asset events an (Asset-triggered) run consumed."""
+        return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> object:
         out = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
         return out.get("value")
@@ -576,7 +580,9 @@ def airflow_command(
                     os.killpg(proc.pid, signal.SIGKILL)
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m csw.airflow_env` prints the env
+if __name__ == "__main__":  # pragma: no cover - `eval "$(python -m csw.airflow_env)"`
+    import shlex
+
     for key, value in sorted(airflow_env().items()):
-        if key.startswith(("AIRFLOW", "CSW_")):
-            print(f"export {key}={value}")
+        if key.startswith(("AIRFLOW", "CSW_")) or key in ("PATH", "PYTHONPATH"):
+            print(f"export {key}={shlex.quote(value)}")

@@ -137,10 +137,16 @@ def _next_run(api, dag_id: str, known: set[str], label: str, timeout_s: float = 
 
 
 def run_demo() -> None:
+    import signal
+
     from csw.airflow_env import AirflowStack, airflow_env, free_port
     from sandbox.server.app import RunningServer
     from sandbox.server.state import SandboxState
 
+    def _terminate(signum, frame):  # `kill` stops Airflow and the servers like Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     cfg = SimConfig()
     console.rule("1. Simulate the sandbox company (5 weeks, all platforms, promotions)")
@@ -260,9 +266,8 @@ def _pipeline(api, as_of: pd.Timestamp, history_from: pd.Timestamp, problems: li
 
 def _wait_publishes(api, known: set[str], forecast_run: dict, problems: list[str]) -> None:
     """Publish runs after the marts (gate passed) and after the forecast: follow every new
-    run until one has started after the forecast finished (or no forecast was published)."""
+    run until one has consumed the forecast's Asset event (or no forecast was published)."""
     forecast_ok = forecast_run["state"] == "success"
-    forecast_end = pd.Timestamp(forecast_run["end_date"]) if forecast_run.get("end_date") else None
     deadline = time.monotonic() + 600
     grace = time.monotonic() + 60
     seen: dict[str, dict] = {}
@@ -273,8 +278,9 @@ def _wait_publishes(api, known: set[str], forecast_run: dict, problems: list[str
             if done["state"] != "success":
                 problems.append(f"cs_publish run {r['dag_run_id']} failed (refused or error)")
         after_forecast = any(
-            forecast_end is not None and r.get("start_date") and pd.Timestamp(r["start_date"]) >= forecast_end
-            for r in seen.values()
+            e.get("source_dag_id") == "cs_forecast" and e.get("source_run_id") == forecast_run["dag_run_id"]
+            for run_id in seen
+            for e in api.upstream_events("cs_publish", run_id)
         )
         if seen and not new and (after_forecast or not forecast_ok):
             return

@@ -33,7 +33,7 @@ from connectors.core.streams import Stream, TimeFormat
 RECORD_GRAIN_SHARE = 0.10  # records the loader may quarantine one by one before the batch fails
 FUTURE_TOLERANCE = dt.timedelta(minutes=10)  # clock skew, and records arriving while a run extracts
 WINDOW_TOLERANCE = dt.timedelta(minutes=1)  # inclusive window bounds at second precision
-EPOCH = pd.Timestamp("2000-01-01", tz="UTC")  # "no lower bound" for cursor kinds without one
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")  # "no lower bound" for cursor kinds without one
 
 ISO_REGEX = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?$"
 LOCAL_REGEX = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
@@ -278,58 +278,180 @@ SPECS: dict[str, StreamSpec] = {
     ),
     **_console_streams("douyin", "the 飞鸽 console export (scraper only)"),
     **_console_streams("pinduoduo", "the 多多客服 console export (scraper only)"),
-    # Platforms whose connectors are newer: codes as their connector modules document them;
-    # numeric codes as ranges (type-agnostic) and no type checks until their suites are reviewed.
+    # Taobao TOP wangwang.eservice.* (times are GMT+8 strings)
     "taobao__messages": StreamSpec(
-        (Field("direction", min=0, max=1), _id("to_id", not_null=True), _id("from_id")),
+        (
+            Field("direction", ("int",), (0, 1), required=True),
+            Field("content", ("str",)),
+            Field("session_id", ("int", "str")),
+            Field("from_id", ("str",)),
+            _id("to_id", not_null=True),
+        ),
         "direction 0 account -> buyer, 1 buyer -> account",
     ),
     "taobao__ratings": StreamSpec(
-        (Field("eval_code", min=0, max=4), _id("eval_recer"), Field("send_time", time_format="local")),
+        (
+            Field("eval_code", ("int",), (0, 1, 2, 3, 4)),
+            _id("eval_recer"),
+            Field("eval_sender", ("str",)),
+            Field("send_time", ("str",), time_format="local"),
+            Field("session_id", ("int", "str")),
+        ),
         "eval_code 0 非常满意 .. 4 非常不满意",
     ),
-    "taobao__agent_status": StreamSpec((Field("type", min=0, max=1),), "type 0 login, 1 logout"),
-    "jd__messages": StreamSpec(
-        (Field("waiterSend", ("bool",)), _id("customer")), "waiterSend true = waiter or robot"
+    "taobao__agent_status": StreamSpec(
+        (Field("type", ("str",), ("0", "1"), required=True), Field("user_id", ("str",))),
+        'type "0" login, "1" logout (strings, as TOP sends them)',
     ),
-    "jd__sessions": StreamSpec((_id("customer"),)),
-    "jd__ratings": StreamSpec((Field("score", min=1, max=5), _id("customer"))),
-    "jd__agent_status": StreamSpec((Field("status", min=0, max=3),), "1 online, 2 busy, 3 away, 0 offline"),
+    "taobao__agents": StreamSpec(
+        (
+            Field("nick", ("str",)),
+            Field("status", ("int",)),
+            Field("is_online", ("int",)),
+            Field("polled_at", ("int",)),
+        )
+    ),
+    # JD JOS jingdong.im.pop.* (times are epoch ms)
+    "jd__messages": StreamSpec(
+        (
+            Field("waiterSend", ("bool",), (True, False)),
+            Field("sid", ("str",)),
+            Field("time", ("int",)),
+            Field("msg_key", ("str",)),
+            Field("waiter", ("str",)),
+            _id("customer"),
+        ),
+        "waiterSend true = waiter or robot",
+    ),
+    "jd__sessions": StreamSpec(
+        (
+            Field("sid", ("str",)),
+            Field("startTime", ("int",)),
+            Field("endTime", ("int",), time_format="unix_ms"),
+            Field("waiter", ("str",)),
+            _id("customer"),
+        )
+    ),
+    "jd__ratings": StreamSpec(
+        (Field("score", ("int",), (1, 2, 3, 4, 5), required=True), Field("time", ("int",)), _id("customer"))
+    ),
+    "jd__agents": StreamSpec(
+        (Field("waiter", ("str",)), Field("robot", ("bool",)), Field("polled_at", ("int",)))
+    ),
+    "jd__agent_status": StreamSpec(
+        (
+            Field("status", ("int",), (0, 1, 2, 3)),
+            Field("startTime", ("int",)),
+            Field("endTime", ("int",), time_format="unix_ms"),
+        ),
+        "1 online, 2 busy, 3 away, 0 offline",
+    ),
+    "jd__queue": StreamSpec(
+        (
+            Field("waitingNum", ("int",), min=0),
+            Field("onlineWaiterNum", ("int",), min=0),
+            Field("polled_at", ("int",)),
+        )
+    ),
+    # Meiqia (times are Asia/Shanghai strings)
     "meiqia__conversations": StreamSpec(
         (
-            Field("conv_first_resp_wait_in_secs", min=0),
-            Field("conv_duration", min=0),
-            Field("comment_level", min=0, max=2),
-            Field("conv_start_tm", time_format="local"),
+            Field("conv_id", ("int", "str")),
+            Field("conv_start_tm", ("str",), time_format="local"),
+            Field("conv_end_tm", ("str",)),
+            Field("conv_duration", ("int",), min=0),
+            Field("conv_first_resp_wait_in_secs", ("int",), min=0),
+            Field("msg_count", ("int",), min=0),
+            Field("comment_level", ("int",), (0, 1, 2)),
             _id("track_id"),
             _id("visit_id"),
         ),
-        "comment_level 0 差评, 1 中评, 2 好评",
+        "comment_level 0 差评, 1 中评, 2 好评; conv_end_tm is the update time (a later rating re-sends it)",
     ),
     "meiqia__messages": StreamSpec(
         (
+            Field("id", ("int", "str")),
+            Field("conv_id", ("int", "str")),
             Field("from", ("str",), ("client", "agent", "robot", "system")),
             Field("type", ("str",), ("message", "event")),
+            Field("created_on", ("str",)),
+        ),
+        "from client | agent | robot | system; type message | event",
+    ),
+    "meiqia__agents": StreamSpec(
+        (Field("agent_id", ("int", "str")), Field("status", ("str",)), Field("polled_at", ("int",)))
+    ),
+    "meiqia__agent_status": StreamSpec(
+        (
+            Field("agent_id", ("int", "str")),
+            Field("status", ("str",)),
+            Field("end_tm", ("str",), time_format="local"),
         )
     ),
+    # Sobot 智齿 (t epoch ms, ts local strings)
     "sobot__sessions": StreamSpec(
-        (Field("first_response_seconds", min=0), _id("partnerid"), _id("visitorid")),
+        (
+            Field("cid", ("str",)),
+            Field("start_time", ("int",)),
+            Field("end_time", ("int",), min=0),
+            Field("first_response_seconds", ("int",), min=0),
+            Field("robot_flag", ("int",), (0, 1)),
+            Field("transfer_flag", ("int",), (0, 1)),
+            _id("partnerid"),
+            _id("visitorid"),
+        ),
+        "end_time 0 while the session is open",
     ),
     "sobot__messages": StreamSpec(
-        (Field("sender_type", min=0, max=3), _id("sender"), Field("ts", time_format="local")),
+        (
+            Field("sender_type", ("int",), (0, 1, 2, 3)),
+            Field("msgid", ("str",)),
+            Field("cid", ("str",)),
+            Field("t", ("int",)),
+            Field("ts", ("str",), time_format="local"),
+            _id("sender"),
+        ),
         "sender_type 0 user, 1 bot, 2 agent, 3 system",
     ),
     "sobot__ratings": StreamSpec(
         (
-            Field("score", min=1, max=5),
-            Field("nps", min=-1, max=10),
-            Field("type", min=0, max=1),
+            Field("score", ("int",), (1, 2, 3, 4, 5)),
+            Field("nps", ("int",), min=-1, max=10),
+            Field("type", ("int",), (0, 1)),
+            Field("t", ("int",)),
+            Field("ts", ("str",), time_format="local"),
             _id("partnerid"),
         ),
         "nps -1 when not asked; type 1 agent, 0 bot evaluation",
     ),
+    "sobot__agents": StreamSpec(
+        (Field("staff_id", ("str",)), Field("status", ("int",)), Field("polled_at", ("int",)))
+    ),
     "sobot__agent_status": StreamSpec(
-        (Field("status", min=0, max=3),), "1 online, 2 busy, 3 away, 0 offline"
+        (
+            Field("status", ("int",), (0, 1, 2, 3)),
+            Field("start_time", ("int",)),
+            Field("end_time", ("int",), min=0),
+        ),
+        "1 online, 2 busy, 3 away, 0 offline; end_time 0 while the status lasts",
+    ),
+    # the company's CRM (sandbox/server/platforms/crm.py)
+    "crm__customers": StreamSpec(
+        (_id("customer_id"), _id("union_id"), _id("phone_hash"), Field("created_at", ("str",))),
+        "every field but the time identifies a person",
+    ),
+    "crm__identities": StreamSpec(
+        (_id("customer_id"), _id("platform_user_id"), Field("channel", ("str",))),
+        "which platform ids belong to one person",
+    ),
+    "crm__orders": StreamSpec(
+        (
+            Field("order_id", ("str", "int")),
+            _id("customer_id"),
+            Field("channel", ("str",)),
+            Field("amount_cny", ("float", "int"), min=0),
+            Field("status", ("str",)),
+        )
     ),
 }
 
@@ -565,7 +687,7 @@ def _pseudonym(expr: str, salt: str | None = None) -> str:
 def select_sql(stream: Stream, spec: StreamSpec | None = None) -> str:
     """The SQL of a stream's frame over `read_ndjson_objects(...) r` joined to the batch table `b`.
 
-    Each record is parsed once (one `json_extract_string` and one `json_type` over the list of
+    Each record is read once (one `json_extract_string` and one `json_type` over the list of
     paths); the key and time expressions are the loader's (`connectors.core.loader`), applied
     to the extracted texts."""
     from connectors.core.loader import _key_sql, _time_sql

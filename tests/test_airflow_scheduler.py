@@ -26,9 +26,19 @@ def _iso(ts: pd.Timestamp) -> str:
     return ts.tz_convert("UTC").isoformat()
 
 
-def test_scheduler_runs_ingest_then_transform_from_the_asset_one_writer_at_a_time(tmp_path, _server):
-    _server.state.faults.clear()
-    _server.state.clock.set(SMALL_AS_OF, speed=0)
+@pytest.fixture()
+def own_sandbox(sim_data):
+    """A sandbox of its own: Airflow's task processes must not touch the session's server."""
+    from sandbox.server.app import RunningServer
+    from sandbox.server.state import SandboxState
+
+    server = RunningServer(SandboxState(sim_data, as_of=SMALL_AS_OF)).start()
+    yield server
+    server.stop()
+
+
+def test_scheduler_runs_ingest_then_transform_from_the_asset_one_writer_at_a_time(tmp_path, own_sandbox):
+    _server = own_sandbox
     start = pd.Timestamp(SMALL.start).tz_localize("Asia/Shanghai").tz_convert("UTC")
     middle = SMALL_AS_OF - pd.Timedelta(minutes=15)
     port = free_port()
@@ -110,7 +120,7 @@ def test_scheduler_runs_ingest_then_transform_from_the_asset_one_writer_at_a_tim
 
 
 def _upstream_events(api, run_id: str) -> list[dict]:
-    return api._call("GET", f"/dags/cs_transform/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+    return api.upstream_events("cs_transform", run_id)
 
 
 def _z(ts: pd.Timestamp) -> str:
