@@ -32,6 +32,7 @@ import os
 import re
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +41,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import yaml
 
 from sandbox.config import SimConfig
 from sandbox.demand import channel_grid
@@ -49,6 +51,7 @@ CHUNK_DAYS = 90
 CHUNK_CONVERSATIONS = 1_000_000
 BASE_START = dt.date(2026, 8, 24)  # as bench_simulation: National Day, Double 11
 TZ = "Asia/Shanghai"
+MEMORY_LIMIT = os.environ.get("BENCH_DBT_MEMORY_LIMIT", "8GB")
 TARGET = "1M build <= 180 s; build / floor <= 10; +1 h incremental <= 10 % of the full build"
 
 
@@ -91,15 +94,33 @@ def _load(warehouse: Path) -> int:
         return loader.load_pending(max_group_rows=5_000_000).rows
 
 
-def _dbt(args: list[str], as_of, work: Path) -> dict:
-    """One dbt command in a child process; wall and CPU seconds and the slowest nodes."""
-    from csw.transform import TransformError, run_dbt
+def _profiles(work: Path) -> Path:
+    """The project's profile with a DuckDB memory limit: on a shared machine DuckDB's
+    default (80 % of RAM) gets the build killed at 5M; with a limit it spills to disk."""
+    from csw.transform import DBT_DIR
 
-    os.environ["DBT_TARGET_PATH"] = str(work / "dbt_target")
-    os.environ["DBT_LOG_PATH"] = str(work / "dbt_logs")
+    profiles = yaml.safe_load((DBT_DIR / "profiles.yml").read_text())
+    for output in profiles["cs_warehouse"]["outputs"].values():
+        output.setdefault("settings", {})["memory_limit"] = MEMORY_LIMIT
+    directory = work / "profiles"
+    directory.mkdir(exist_ok=True)
+    (directory / "profiles.yml").write_text(yaml.safe_dump(profiles))
+    return directory
+
+
+def _dbt(args: list[str], as_of, work: Path) -> dict:
+    """One dbt command in a child process (as csw.transform.run_dbt, with its own target
+    path and profile); wall and CPU seconds, peak memory and the slowest nodes."""
+    from csw.transform import DBT_DIR, TransformError, _as_utc_iso, dbt_env
+
+    dbt_env()
+    env = {**os.environ, "DBT_TARGET_PATH": str(work / "dbt_target"), "DBT_LOG_PATH": str(work / "dbt_logs")}
+    cli = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *args]
+    cli += ["--project-dir", str(DBT_DIR), "--profiles-dir", str(_profiles(work))]
+    cli += ["--vars", json.dumps({"as_of": _as_utc_iso(as_of)})]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = run_dbt(args, as_of=as_of)
+    proc = subprocess.run(cli, cwd=DBT_DIR, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -107,6 +128,7 @@ def _dbt(args: list[str], as_of, work: Path) -> dict:
     out = {
         "seconds": round(wall, 1),
         "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+        "peak_memory_gb": round(after.ru_maxrss / 1024**2, 1),
     }
     results = work / "dbt_target" / "run_results.json"
     if results.exists() and args[0] == "build":
@@ -147,6 +169,16 @@ def _floor(warehouse: Path, work: Path) -> dict:
         con.close()
 
 
+def _release(holding: Path, landing: Path) -> None:
+    """Move held batches into landing as the landing protocol does: data, then manifest."""
+    for manifest in sorted(holding.glob("*/*/*.manifest.json")):
+        target = landing / manifest.parent.relative_to(holding)
+        target.mkdir(parents=True, exist_ok=True)
+        data_file = manifest.name.removesuffix(".manifest.json") + ".jsonl.gz"
+        os.replace(manifest.parent / data_file, target / data_file)
+        os.replace(manifest, target / manifest.name)
+
+
 def _scale(conversations: int, incremental: bool, keep: bool = False) -> dict:
     from sandbox.bulk import BulkWriter
 
@@ -158,22 +190,24 @@ def _scale(conversations: int, incremental: bool, keep: bool = False) -> dict:
     out: dict = {}
     t0 = time.perf_counter()
     n_conv = 0
-    last_writer = as_of = None
+    as_of = None
+    holding = work / "holding"  # the incremental hour, landed after the full build
     for k in range(chunks):
         data = _chunk(k, conversations / chunks)
         n_conv += len(data["conversations"])
         end = pd.Timestamp(data.config["end"]).tz_localize(TZ)
-        writer = BulkWriter(data, all_as_wecom=True)
-        if k == chunks - 1:
-            # stop at 15:00 on the last day: the incremental run adds 15:00-16:00
-            as_of = (end - pd.Timedelta(hours=9)).tz_convert("UTC")
-            writer.write(None, as_of)
-            last_writer = writer
-        else:
-            writer.write(None, end.tz_convert("UTC"))
-            writer.close()
-            del writer, data
-            gc.collect()
+        with BulkWriter(data, all_as_wecom=True) as writer:
+            if k == chunks - 1:
+                # stop at 15:00 on the last day: the incremental run adds 15:00-16:00
+                as_of = (end - pd.Timedelta(hours=9)).tz_convert("UTC")
+                writer.write(None, as_of)
+                if incremental:
+                    writer.root = holding
+                    writer.write(as_of, as_of + pd.Timedelta(hours=1), batch_hours=1)
+            else:
+                writer.write(None, end.tz_convert("UTC"))
+        del data
+        gc.collect()
         _load(warehouse)
     out["conversations"] = n_conv
     out["prepare_seconds"] = round(time.perf_counter() - t0, 1)
@@ -188,13 +222,13 @@ def _scale(conversations: int, incremental: bool, keep: bool = False) -> dict:
     out["build_over_floor"] = round(full["seconds"] / max(floor["seconds"], 1e-9), 1)
     if incremental:
         hour_end = as_of + pd.Timedelta(hours=1)
-        last_writer.write(as_of, hour_end, batch_hours=1)
+        _release(holding, work / "landing")
         _load(warehouse)
         inc = _dbt(["build"], hour_end, work)
         out["incremental_1h_seconds"] = inc["seconds"]
         out["incremental_share"] = round(inc["seconds"] / full["seconds"], 3)
         out["incremental_slowest_nodes"] = inc.get("slowest", {})
-    last_writer.close()
+    out["dbt_peak_memory_gb"] = full["peak_memory_gb"]
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     else:
@@ -211,7 +245,7 @@ def run(scales: tuple[int, ...] = (1_000_000, 5_000_000), keep: bool = False) ->
     ok = True
     for n in scales:
         label = f"{n // 1_000_000}M" if n >= 1_000_000 else str(n)
-        res = _scale(n, incremental=(n == scales[0]), keep=keep)
+        res = _scale(n, incremental=(n == min(scales)), keep=keep)
         print(json.dumps({label: res}), file=sys.stderr, flush=True)  # progress, scale by scale
         for key, value in res.items():
             out[f"{label}_{key}"] = value
