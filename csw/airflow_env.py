@@ -352,7 +352,19 @@ class AirflowApi:
         self.session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
 
     def _call(self, method: str, path: str, **kw) -> dict:
-        resp = self.session.request(method, f"{self.url}/api/v2{path}", timeout=60, **kw)
+        """One REST call. Reads are retried on timeouts: on a busy machine the api-server
+        may wait for SQLite's write lock (the scheduler writes in bursts)."""
+        import requests
+
+        attempts = 4 if method == "GET" else 1
+        for attempt in range(attempts):
+            try:
+                resp = self.session.request(method, f"{self.url}/api/v2{path}", timeout=90, **kw)
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(2 * (attempt + 1))
         if resp.status_code >= 400:
             raise RuntimeError(f"{method} {path}: HTTP {resp.status_code} {resp.text[:500]}")
         return resp.json() if resp.content else {}
