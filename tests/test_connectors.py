@@ -21,11 +21,11 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
+from connector_cases import cases
 
 from connectors.cli import run_ingest
 from connectors.platforms import connector_class
 from sandbox.truth import visible_messages
-from connector_cases import cases
 
 CASES = cases()
 PLATFORMS = sorted(CASES)
