@@ -113,7 +113,7 @@ def _dbt(args: list[str], as_of, work: Path) -> dict:
     path and profile); wall and CPU seconds, peak memory and the slowest nodes."""
     from csw.transform import DBT_DIR, TransformError, _as_utc_iso, dbt_env
 
-    dbt_env()
+    os.environ.update(dbt_env())  # the bench process is dbt's parent and nothing else
     env = {**os.environ, "DBT_TARGET_PATH": str(work / "dbt_target"), "DBT_LOG_PATH": str(work / "dbt_logs")}
     cli = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *args]
     cli += ["--project-dir", str(DBT_DIR), "--profiles-dir", str(_profiles(work))]

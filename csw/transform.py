@@ -39,14 +39,15 @@ def _as_utc_iso(as_of) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def dbt_env() -> None:
-    os.environ["CSW_WAREHOUSE"] = str(warehouse_path())
-    os.environ.setdefault("DBT_PROFILES_DIR", str(DBT_DIR))
+def dbt_env() -> dict[str, str]:
+    """The environment dbt runs with; this process's own environment is left unchanged
+    (a leaked CSW_WAREHOUSE would redirect every later warehouse write)."""
+    return {**os.environ, "CSW_WAREHOUSE": str(warehouse_path()), "DBT_PROFILES_DIR": str(DBT_DIR)}
 
 
 def run_dbt(args: list[str], as_of=None, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
     """Run one dbt command in a child process in the project directory."""
-    dbt_env()
+    env = dbt_env()
     vars_ = dict(extra_vars or {})
     if as_of is not None:
         vars_["as_of"] = _as_utc_iso(as_of)
@@ -55,7 +56,7 @@ def run_dbt(args: list[str], as_of=None, extra_vars: dict | None = None) -> subp
     if vars_:
         cli += ["--vars", json.dumps(vars_)]
     warehouse_path().parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(cli, cwd=DBT_DIR, capture_output=True, text=True)
+    return subprocess.run(cli, cwd=DBT_DIR, capture_output=True, text=True, env=env)
 
 
 def transform(as_of, select: str | None = None, full_refresh: bool = False) -> TransformResult:
