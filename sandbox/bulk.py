@@ -9,11 +9,12 @@ landed. JSON is built column-wise by DuckDB, never a Python object per record.
 Shapes written (the record builders of the sandbox servers, vectorised):
 
 - `wecom` - `kf/sync_msg` records exactly as `sandbox/server/platforms/wecom.py` serves
-  them (same keys, key order and values; `tests/test_bulk.py` checks it against the
-  server), and `kf/servicer/list` snapshots with the connector's `polled_at` (one poll
-  per `poll_minutes`);
+  them (same keys, key order and values), and `kf/servicer/list` snapshots with the
+  connector's `polled_at` (one poll per `poll_minutes`);
 - `crm` - customers, identities and orders as `sandbox/server/platforms/crm.py` serves
   them.
+
+`tests/test_marts_bulk.py` checks the messages and the CRM records against the servers.
 
 Other platforms' shapes are not written yet. With `all_as_wecom=True` every channel of
 the simulation is written in WeCom shape (one WeCom customer-service account per
