@@ -37,7 +37,7 @@ from pathlib import Path
 
 import typer
 
-from csw.settings import PROJECT_ROOT, data_dir, warehouse_path
+from csw.settings import data_dir, dbt_target_dir, warehouse_path
 
 log = logging.getLogger("csw.publish")
 
@@ -169,7 +169,7 @@ def snapshot_path() -> Path:
 
 def _dbt_docs() -> dict[str, dict]:
     """`schema.table` -> {"description", "columns": {name: description}} from dbt's manifest."""
-    manifest = PROJECT_ROOT / "dbt_project" / "target" / "manifest.json"
+    manifest = dbt_target_dir() / "manifest.json"
     try:
         nodes = json.loads(manifest.read_text()).get("nodes", {})
     except (OSError, ValueError):

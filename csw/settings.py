@@ -20,3 +20,13 @@ def seeds_dir() -> Path:
 def warehouse_path() -> Path:
     """The DuckDB file the pipeline writes (`CSW_WAREHOUSE`, default <data>/warehouse/warehouse.duckdb)."""
     return Path(os.environ.get("CSW_WAREHOUSE", data_dir() / "warehouse" / "warehouse.duckdb")).resolve()
+
+
+def dbt_target_dir() -> Path:
+    """dbt's artefacts (manifest, run results, compiled SQL) for this data dir, so two
+    warehouses (tests, a bench, the demo) never overwrite each other's results."""
+    return data_dir() / "dbt" / "target"
+
+
+def dbt_log_dir() -> Path:
+    return data_dir() / "dbt" / "logs"

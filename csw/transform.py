@@ -2,7 +2,8 @@
 
 dbt runs as one child process, the single writer of the DuckDB file while it runs (DuckDB
 allows one writing process); when it exits, the file is free again for readers and the
-next writer. Results come from dbt's `target/run_results.json`.
+next writer. Results come from dbt's `run_results.json` under `<data>/dbt/target`
+(one target directory per data dir, so concurrent builds never mix their artefacts).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from csw.settings import PROJECT_ROOT, warehouse_path
+from csw.settings import PROJECT_ROOT, dbt_log_dir, dbt_target_dir, warehouse_path
 
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -42,7 +43,13 @@ def _as_utc_iso(as_of) -> str:
 def dbt_env() -> dict[str, str]:
     """The environment dbt runs with; this process's own environment is left unchanged
     (a leaked CSW_WAREHOUSE would redirect every later warehouse write)."""
-    return {**os.environ, "CSW_WAREHOUSE": str(warehouse_path()), "DBT_PROFILES_DIR": str(DBT_DIR)}
+    return {
+        **os.environ,
+        "CSW_WAREHOUSE": str(warehouse_path()),
+        "DBT_PROFILES_DIR": str(DBT_DIR),
+        "DBT_TARGET_PATH": str(dbt_target_dir()),
+        "DBT_LOG_PATH": str(dbt_log_dir()),
+    }
 
 
 def run_dbt(args: list[str], as_of=None, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
@@ -66,7 +73,7 @@ def transform(as_of, select: str | None = None, full_refresh: bool = False) -> T
     proc = run_dbt(args, as_of=as_of)
     counts: dict[str, int] = {}
     failures = []
-    results_file = DBT_DIR / "target" / "run_results.json"
+    results_file = dbt_target_dir() / "run_results.json"
     if (
         results_file.exists()
         and results_file.stat().st_mtime >= time.time() - (time.monotonic() - started) - 1
