@@ -75,9 +75,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import threading
 import time
-from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -87,6 +85,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sandbox.server import faults
 from sandbox.server.faults import apply_late, drift, page_with_duplicates
+from sandbox.server.platforms._shared import WindowMemo, epoch_ms
 
 PLATFORM = "jd"
 ROBOT = "jd_shop_robot"
@@ -173,12 +172,8 @@ class JosErrors:
 ERRORS = JosErrors()
 
 
-def _ms(series: pd.Series) -> np.ndarray:
-    return series.to_numpy("datetime64[ms]").astype(np.int64)
-
-
 def _nullable_ms(series: pd.Series) -> list:
-    ms = _ms(series)
+    ms = epoch_ms(series)
     return [None if v < 0 else v for v in ms.tolist()]
 
 
@@ -204,31 +199,6 @@ def _parse_time(value, name: str) -> pd.Timestamp:
     except ValueError as exc:
         raise _bad(name, "格式应为yyyy-MM-dd HH:mm:ss") from exc
     return pd.Timestamp(local).tz_localize("Asia/Shanghai").tz_convert("UTC")
-
-
-class _Memo:
-    """The last few prepared windows, keyed by everything they depend on (window, clock, the
-    late-updates fault), so reading one window in many calls costs one window, not many.
-    A key of None (a running clock: nothing repeats) builds without keeping."""
-
-    def __init__(self, size: int = 4):
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self._size = size
-
-    def get(self, key, build):
-        if key is None:
-            return build()
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = build()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
 
 
 # -- the shop's waiters and who owns each message -----------------------------------------
@@ -264,7 +234,7 @@ class _Shop:
         # have not happened yet at the clock; sessionlist must not show those)
         self.reopen_ms = np.full(size, np.iinfo(np.int64).max, np.int64)
         reopens = msgs[(msgs["event"] == "reopen").to_numpy()].groupby("conversation_id")["sent_at"].min()
-        self.reopen_ms[reopens.index.to_numpy()] = _ms(reopens)
+        self.reopen_ms[reopens.index.to_numpy()] = epoch_ms(reopens)
         max_agent = max([*self.agent_ids, int(conv["first_agent_id"].max()) if len(conv) else 0, 0])
         table = [ROBOT] * (max_agent + 2)
         for a, w in self.waiter_of_agent.items():
@@ -281,7 +251,7 @@ class _Gateway:
     def __init__(self, state):
         self.state = state
         self.shop = _Shop(state)
-        self.memo = _Memo()
+        self.memo = WindowMemo()
         state.credentials[PLATFORM].setdefault("refresh_token", "sandbox-jd-refresh")
         self.methods = {
             "jingdong.im.pop.chatlog.get": self.chatlog,
@@ -404,7 +374,7 @@ class _Gateway:
                 "content": page["content"].astype(object).where(page["content"].notna(), "").to_numpy(),
                 "sid": jd_sid(conv),
                 "skuId": 100000000000 + (conv * 7919) % 90000000,
-                "time": _ms(page["sent_at"]),
+                "time": epoch_ms(page["sent_at"]),
                 "channel": np.ones(len(page), np.int64),
                 "waiterSend": (page["sender_type"] != "customer").to_numpy(),
             }
@@ -448,7 +418,7 @@ class _Gateway:
                 "sid": jd_sid(conv),
                 "customer": self.shop.customers[self.shop.customer_of_conv[conv]],
                 "waiter": self.shop.waiter(page["_waiter"].to_numpy()),
-                "startTime": _ms(page["started_at"]),
+                "startTime": epoch_ms(page["started_at"]),
                 "endTime": _nullable_ms(page["closed_at"].where(self.ended(page))),
             }
         )
@@ -478,7 +448,7 @@ class _Gateway:
                 "customer": self.shop.customers[self.shop.customer_of_conv[conv]],
                 "waiter": self.shop.waiter(page["agent_id"].to_numpy()),
                 "score": page["csat"].to_numpy().astype(np.int64),
-                "time": _ms(page["rated_at"]),
+                "time": epoch_ms(page["rated_at"]),
             }
         )
         records = drift(self.state, PLATFORM, records, "sid", "score")
@@ -511,7 +481,7 @@ class _Gateway:
             {
                 "waiter": self.shop.waiter(page["agent_id"].to_numpy()),
                 "status": [codes.get(s, 0) for s in page["status"].astype(str)],
-                "startTime": _ms(page["started_at"]),
+                "startTime": epoch_ms(page["started_at"]),
                 "endTime": _nullable_ms(page["ended_at"]),
             }
         )

@@ -57,8 +57,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
-from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -67,6 +65,7 @@ from fastapi.responses import Response
 
 from sandbox.server import faults
 from sandbox.server.faults import apply_late, drift, page_with_duplicates
+from sandbox.server.platforms._shared import MessagesByConversation, WindowMemo, epoch_ms
 
 PLATFORM = "meiqia"
 TOKEN_TTL_S = 7200
@@ -133,8 +132,6 @@ ERRORS = MeiqiaErrors()
 
 
 # -- helpers ----------------------------------------------------------------------------
-def _ms(series: pd.Series) -> np.ndarray:
-    return series.to_numpy("datetime64[ms]").astype(np.int64)
 
 
 def _local_str(ms: np.ndarray) -> np.ndarray:
@@ -145,7 +142,7 @@ def _local_str(ms: np.ndarray) -> np.ndarray:
 
 
 def _nullable_local(series: pd.Series) -> list:
-    ms = _ms(series)
+    ms = epoch_ms(series)
     text = _local_str(np.where(ms < 0, 0, ms)).tolist()
     return [None if m < 0 else t for m, t in zip(ms.tolist(), text, strict=True)]
 
@@ -166,55 +163,6 @@ def _parse_time(value: str | None, name: str) -> pd.Timestamp:
             continue
         return pd.Timestamp(local).tz_localize("Asia/Shanghai").tz_convert("UTC")
     raise MeiqiaError(400, 40000, f"{name} must be yyyy-MM-dd HH:mm:ss")
-
-
-class _Memo:
-    """The last few prepared windows, keyed by everything they depend on (window, clock, the
-    late-updates fault), so reading one window in many calls costs one window, not many.
-    A key of None (a running clock: nothing repeats) builds without keeping."""
-
-    def __init__(self, size: int = 4):
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self._size = size
-
-    def get(self, key, build):
-        if key is None:
-            return build()
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = build()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
-
-
-class _ByConversation:
-    """The channel's messages ordered by conversation, so one conversation's messages are a
-    slice (the visible window still comes from `state.window`; this channel hides no sender)."""
-
-    def __init__(self, state):
-        msgs = state.data["messages"]
-        msgs = msgs[msgs["channel"] == PLATFORM]
-        self.frame = msgs.sort_values(
-            ["conversation_id", "sent_at", "message_id"], kind="stable"
-        ).reset_index(drop=True)
-        self.ids = self.frame["conversation_id"].to_numpy()
-        self.times = _ms(self.frame["sent_at"])
-
-    def messages(self, state, conversation_id: int) -> pd.DataFrame:
-        lo = int(np.searchsorted(self.ids, conversation_id, "left"))
-        hi = int(np.searchsorted(self.ids, conversation_id, "right"))
-        lower, upper = state.window(PLATFORM)
-        t = self.times[lo:hi]
-        keep = t <= upper.value // 10**6
-        if lower is not None:
-            keep &= t >= lower.value // 10**6
-        return self.frame.iloc[lo:hi][keep]
 
 
 class _Store:
@@ -278,8 +226,8 @@ class _Api:
     def __init__(self, state):
         self.state = state
         self.store = _Store(state)
-        self.memo = _Memo()
-        self.by_conv = _ByConversation(state)
+        self.memo = WindowMemo()
+        self.by_conv = MessagesByConversation(state, PLATFORM)
 
     def key(self, name: str, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple | None:
         """A memo key: the window, the clock and the late-updates fault (None while the clock runs)."""
@@ -350,7 +298,7 @@ class _Api:
                 "content_type": ["text"] * len(m),
                 "content": content,
                 "agent_id": self.store.mq(agent),
-                "created_on": _local_str(_ms(m["sent_at"])),
+                "created_on": _local_str(epoch_ms(m["sent_at"])),
             }
         )
         return drift(self.state, PLATFORM, records, "created_on", "id")
@@ -374,7 +322,9 @@ class _Api:
         csat = page["conversation_id"].map(rated.set_index("conversation_id")["csat"])
         level = np.select([csat >= 4, csat == 3, csat <= 2], [2, 1, 0], -1)
         frt = page["frt_s"].where(page["first_response_at"].notna()).round()
-        duration = ((_ms(page["closed_at"]) - _ms(page["started_at"])) / 1000).round().astype(np.int64)
+        duration = (
+            ((epoch_ms(page["closed_at"]) - epoch_ms(page["started_at"])) / 1000).round().astype(np.int64)
+        )
         visit = (conv.astype(np.uint64) * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(16)
         records = _records(
             {
@@ -385,8 +335,8 @@ class _Api:
                 "agent_id": self.store.mq(first),
                 "agent_nickname": self.store.name(first),
                 "agent_group_id": self.store.group(first),
-                "conv_start_tm": _local_str(_ms(page["started_at"])),
-                "conv_end_tm": _local_str(_ms(page["closed_at"])),
+                "conv_start_tm": _local_str(epoch_ms(page["started_at"])),
+                "conv_end_tm": _local_str(epoch_ms(page["closed_at"])),
                 "conv_duration": duration,
                 "conv_first_resp_wait_in_secs": [None if pd.isna(v) else int(v) for v in frt.tolist()],
                 "msg_count": self.store.all_msgs[conv],
@@ -454,7 +404,7 @@ class _Api:
             {
                 "agent_id": self.store.mq(page["agent_id"].to_numpy()),
                 "status": page["status"].astype(str).to_numpy(),
-                "start_tm": _local_str(_ms(page["started_at"])),
+                "start_tm": _local_str(epoch_ms(page["started_at"])),
                 "end_tm": _nullable_local(page["ended_at"]),
             }
         )

@@ -60,8 +60,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import threading
-from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -70,6 +68,7 @@ from fastapi.responses import Response
 
 from sandbox.server import faults
 from sandbox.server.faults import apply_late, drift, page_with_duplicates
+from sandbox.server.platforms._shared import MessagesByConversation, WindowMemo, epoch_ms
 
 PLATFORM = "sobot"
 TOKEN_TTL_S = 86400
@@ -145,10 +144,6 @@ class SobotErrors:
 ERRORS = SobotErrors()
 
 
-def _ms(series: pd.Series) -> np.ndarray:
-    return series.to_numpy("datetime64[ms]").astype(np.int64)
-
-
 def _local_str(ms: np.ndarray) -> np.ndarray:
     if np.asarray(ms).size == 0:  # an empty page
         return np.asarray([], dtype=str)
@@ -158,7 +153,7 @@ def _local_str(ms: np.ndarray) -> np.ndarray:
 
 def _ms_and_str(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Epoch ms and local string; 0 and "" where missing."""
-    ms = _ms(series)
+    ms = epoch_ms(series)
     missing = ms < 0
     ms = np.where(missing, 0, ms)
     return ms, np.where(missing, "", _local_str(ms))
@@ -180,55 +175,6 @@ def _parse_time(value: str | None, name: str) -> pd.Timestamp:
             continue
         return pd.Timestamp(local).tz_localize("Asia/Shanghai").tz_convert("UTC")
     raise SobotError(f"参数错误: {name}格式应为yyyy-MM-dd HH:mm:ss")
-
-
-class _Memo:
-    """The last few prepared windows, keyed by everything they depend on (window, clock, the
-    late-updates fault), so reading one window in many calls costs one window, not many.
-    A key of None (a running clock: nothing repeats) builds without keeping."""
-
-    def __init__(self, size: int = 4):
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self._size = size
-
-    def get(self, key, build):
-        if key is None:
-            return build()
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = build()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
-
-
-class _ByConversation:
-    """The channel's messages ordered by conversation, so one conversation's messages are a
-    slice (the visible window still comes from `state.window`; this channel hides no sender)."""
-
-    def __init__(self, state):
-        msgs = state.data["messages"]
-        msgs = msgs[msgs["channel"] == PLATFORM]
-        self.frame = msgs.sort_values(
-            ["conversation_id", "sent_at", "message_id"], kind="stable"
-        ).reset_index(drop=True)
-        self.ids = self.frame["conversation_id"].to_numpy()
-        self.times = _ms(self.frame["sent_at"])
-
-    def messages(self, state, conversation_id: int) -> pd.DataFrame:
-        lo = int(np.searchsorted(self.ids, conversation_id, "left"))
-        hi = int(np.searchsorted(self.ids, conversation_id, "right"))
-        lower, upper = state.window(PLATFORM)
-        t = self.times[lo:hi]
-        keep = t <= upper.value // 10**6
-        if lower is not None:
-            keep &= t >= lower.value // 10**6
-        return self.frame.iloc[lo:hi][keep]
 
 
 class _Store:
@@ -282,8 +228,8 @@ class _Api:
     def __init__(self, state):
         self.state = state
         self.store = _Store(state)
-        self.memo = _Memo()
-        self.by_conv = _ByConversation(state)
+        self.memo = WindowMemo()
+        self.by_conv = MessagesByConversation(state, PLATFORM)
 
     def key(self, name: str, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple | None:
         """A memo key: the window, the clock and the late-updates fault (None while the clock runs)."""
@@ -394,7 +340,7 @@ class _Api:
             "system": ("system", "系统消息"),
         }
         staff = self.store.staff(agent)
-        t = _ms(m["sent_at"])
+        t = epoch_ms(m["sent_at"])
         records = _records(
             {
                 "cid": [cid] * len(m),
@@ -423,7 +369,7 @@ class _Api:
         conv = page["conversation_id"].to_numpy()
         agent = page["agent_id"].to_numpy().astype(np.int64)
         score = page["csat"].to_numpy().astype(np.int64)
-        t = _ms(page["rated_at"])
+        t = epoch_ms(page["rated_at"])
         records = _records(
             {
                 "cid": sobot_cid(conv),

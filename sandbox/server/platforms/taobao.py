@@ -86,9 +86,7 @@ import hmac
 import json
 import secrets
 import string
-import threading
 import time
-from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -98,6 +96,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sandbox.server import faults
 from sandbox.server.faults import apply_late, drift, page_with_duplicates
+from sandbox.server.platforms._shared import WindowMemo, epoch_ms
 
 PLATFORM = "taobao"
 PREFIX = "cntaobao"
@@ -209,8 +208,6 @@ ERRORS = TopErrors()
 
 
 # -- time helpers -----------------------------------------------------------------------
-def _ms(series: pd.Series) -> np.ndarray:
-    return series.to_numpy("datetime64[ms]").astype(np.int64)
 
 
 def _local_str(ms: np.ndarray) -> np.ndarray:
@@ -247,31 +244,6 @@ def _records(columns: dict) -> list[dict]:
     return [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-class _Memo:
-    """The last few prepared windows, keyed by everything they depend on (window, clock, the
-    late-updates fault), so reading one window in many calls costs one window, not many.
-    A key of None (a running clock: nothing repeats) builds without keeping."""
-
-    def __init__(self, size: int = 4):
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self._size = size
-
-    def get(self, key, build):
-        if key is None:
-            return build()
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = build()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
-
-
 # -- the shop's accounts and who owns each message ----------------------------------------
 class _Shop:
     """Per-message annotations built once: the owning account and the buyer."""
@@ -296,7 +268,7 @@ class _Shop:
         self.buyers = np.asarray([PREFIX + u for u in uniques], dtype=object)
         self.buyer_code = {b: i for i, b in enumerate(self.buyers.tolist())}
         closed = np.full(size, np.iinfo(np.int64).min, np.int64)
-        closed[conv["conversation_id"].to_numpy()] = _ms(conv["first_closed_at"])
+        closed[conv["conversation_id"].to_numpy()] = epoch_ms(conv["first_closed_at"])
         self.first_closed_ms = closed
 
         msgs = state.data["messages"]
@@ -327,7 +299,7 @@ class _Gateway:
     def __init__(self, state):
         self.state = state
         self.shop = _Shop(state)
-        self.memo = _Memo()
+        self.memo = WindowMemo()
         creds = state.credentials[PLATFORM]
         creds.setdefault("refresh_token", "sandbox-taobao-refresh")
         self.methods = {
@@ -467,7 +439,7 @@ class _Gateway:
         frame, owner, buyers = self.chat_messages(lo, hi)
         mine = owner == agent
         buyer = buyers[mine]
-        day = _local_day(_ms(frame["sent_at"])[mine])
+        day = _local_day(epoch_ms(frame["sent_at"])[mine])
         pairs = pd.DataFrame({"day": day, "buyer": buyer}).drop_duplicates()
         pairs["uid"] = self.shop.buyers[pairs["buyer"].to_numpy()]
         pairs = pairs.sort_values(["day", "uid"], kind="stable")
@@ -489,7 +461,7 @@ class _Gateway:
         records = _records(
             {
                 "direction": np.where((page["sender_type"] == "customer").to_numpy(), 1, 0),
-                "time": _local_str(_ms(page["sent_at"])),
+                "time": _local_str(epoch_ms(page["sent_at"])),
                 "content": page["content"].astype(object).where(page["content"].notna(), "").to_numpy(),
                 "session_id": page["conversation_id"].to_numpy(),
             }
@@ -509,7 +481,7 @@ class _Gateway:
         r = apply_late(self.state, PLATFORM, r, "rating_id", "rated_at")
         agent = np.where(r["agent_id"].to_numpy() >= 0, r["agent_id"].to_numpy(), -1)
         r = r[np.isin(agent, wanted)].sort_values(["rated_at", "rating_id"], kind="stable")
-        rated = _ms(r["rated_at"])
+        rated = epoch_ms(r["rated_at"])
         conv = r["conversation_id"].to_numpy()
         invited = self.shop.first_closed_ms[conv]
         invited = np.where((invited > 0) & (invited <= rated), invited, rated - 30_000)
@@ -549,7 +521,7 @@ class _Gateway:
         frame = frame[(frame["sender_type"] == "agent").to_numpy()]
         stats = pd.DataFrame(
             {
-                "day": _local_day(_ms(frame["sent_at"])),
+                "day": _local_day(epoch_ms(frame["sent_at"])),
                 "agent": self.shop.owner_of_msg[frame["message_id"].to_numpy()],
                 "conv": frame["conversation_id"].to_numpy(),
             }
@@ -574,7 +546,7 @@ class _Gateway:
         c = c[c["first_response_at"].notna() & (c["first_agent_id"] >= 0)]
         stats = pd.DataFrame(
             {
-                "day": _local_day(_ms(c["started_at"])),
+                "day": _local_day(epoch_ms(c["started_at"])),
                 "agent": c["first_agent_id"].to_numpy().astype(np.int64),
                 "wait": c["frt_s"].to_numpy(),
             }
@@ -600,8 +572,8 @@ class _Gateway:
         agent = self.shop.agent_of_account.get(staff)
         st = self.state.agent_status(PLATFORM, lo, hi)
         st = st[(st["agent_id"] == agent).to_numpy()] if agent is not None else st.iloc[:0]
-        start = _ms(st["started_at"])
-        end = _ms(st["ended_at"])
+        start = epoch_ms(st["started_at"])
+        end = epoch_ms(st["ended_at"])
         end_ok = (end > 0) & (end <= hi.value // 10**6)
         times = np.concatenate([start, end[end_ok]])
         kinds = np.concatenate([np.zeros(len(start), np.int64), np.ones(int(end_ok.sum()), np.int64)])
