@@ -49,15 +49,7 @@ queued as (
         channel,
         medium,
         {{ interval_start("queue_start_at") }} as interval_start,
-        count(*) as queued,
-        count(first_response_at) as answered,
-        sum(case when is_abandoned then 1 else 0 end) as abandoned,
-        sum(case when is_unattended then 1 else 0 end) as unattended,
-        count(sla_breached) as sla_judged,
-        sum(case when sla_breached = false then 1 else 0 end) as sla_met,
-        {{ round_to("sum(frt_s)", 3) }} / nullif(count(frt_s), 0) as frt_mean_s,
-        percentile_cont(0.5) within group (order by frt_s) as frt_p50_s,
-        percentile_cont(0.9) within group (order by frt_s) as frt_p90_s
+        {{ sla_queue_measures() }}
     from conversations
     where queue_start_at is not null
     group by channel, medium, {{ interval_start("queue_start_at") }}
@@ -68,56 +60,7 @@ grid_ms as (
     from grid
 ),
 
--- waiting for a human: queue start -> assignment (or the abandoning close, or as_of)
-wait_spans as (
-    select
-        channel,
-        medium,
-        greatest(queue_start_at, {{ refresh_bound_ts("interval") }}) as span_from,
-        coalesce(assigned_at, first_resolution_at, {{ as_of() }}) as span_to
-    from conversations
-    where queue_start_at is not null
-),
-
--- an agent handling a conversation: assignment -> the first agent's last message
-handle_spans as (
-    select
-        channel,
-        medium,
-        greatest(assigned_at, {{ refresh_bound_ts("interval") }}) as span_from,
-        {{ dbt.dateadd("millisecond", "cast(round(handle_time_s * 1000) as bigint)", "assigned_at") }} as span_to
-    from conversations
-    where handle_time_s is not null and assigned_at is not null
-),
-
-online_spans as (
-    select
-        status.channel,
-        channels.medium,
-        greatest(status.started_at, {{ refresh_bound_ts("interval") }}) as span_from,
-        status.ended_at as span_to
-    from {{ ref("int_agent_status_intervals") }} as status
-    inner join channels on channels.channel = status.channel
-    where status.is_online and status.ended_at > {{ refresh_bound_ts("interval") }}
-),
-
-{% for name in ["wait", "handle", "online"] %}
-{{ name }}_cut as (
-    select
-        channel,
-        medium,
-        {{ interval_start("span_from") }} as start_bucket,
-        {{ interval_start("span_to") }} as end_bucket,
-        {{ ms_of("span_from") }} as from_ms,
-        {{ ms_of("span_to") }} as to_ms
-    from {{ name }}_spans
-    where span_to > span_from
-),
-
-{{ name }}_time as (
-    {{ time_weighted(name ~ "_cut", "grid_ms", ["channel", "medium"]) }}
-),
-{% endfor %}
+{{ sla_busy_time_ctes(interval_start, "interval") }},
 
 final as (
     select
