@@ -84,6 +84,26 @@ def default_args() -> dict[str, Any]:
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
+def on_dag_failure(context) -> None:
+    """Every DAG's `on_failure_callback`: a failed run becomes a `dag_failure` alert
+    (alerting's pipeline monitoring). Imported lazily: `alerting.jobs` pulls in pandas,
+    which DAG parsing must not."""
+    from alerting.jobs import dag_failure_callback
+
+    dag_failure_callback(context)
+
+
+def on_dag_success(context) -> None:
+    """Every DAG's `on_success_callback`: resolves that DAG's open failure incident."""
+    from alerting.jobs import dag_success_callback
+
+    dag_success_callback(context)
+
+
+DAG_CALLBACKS = {"on_failure_callback": on_dag_failure, "on_success_callback": on_dag_success}
+"""Spread into every `@dag(...)`: one place decides how runs report their outcome."""
+
+
 def asset(name: str):
     """The `airflow.sdk.Asset` called `name` (one definition shared by every DAG file)."""
     from airflow.sdk import Asset

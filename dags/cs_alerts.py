@@ -22,18 +22,6 @@ from csw import pipeline
 MARTS = pipeline.asset("csw_marts")
 
 
-def _on_failure(context):
-    from alerting.jobs import dag_failure_callback
-
-    dag_failure_callback(context)
-
-
-def _on_success(context):
-    from alerting.jobs import dag_success_callback
-
-    dag_success_callback(context)
-
-
 @dag(
     dag_id="cs_alerts",
     schedule=[MARTS],
@@ -41,10 +29,9 @@ def _on_success(context):
     catchup=False,
     max_active_runs=1,
     default_args=pipeline.default_args(),
+    **pipeline.DAG_CALLBACKS,
     tags=[*pipeline.TAGS, "alerts"],
     doc_md=__doc__,
-    on_failure_callback=_on_failure,
-    on_success_callback=_on_success,
     params={
         "as_of": Param(None, type=["null", "string"], description="Evaluate as of this time (ISO 8601).")
     },

@@ -28,6 +28,7 @@ CRON = pipeline.schedule_from_env("CSW_FORECAST_SCHEDULE", pipeline.DEFAULT_FORE
     catchup=False,
     max_active_runs=1,
     default_args=pipeline.default_args(),
+    **pipeline.DAG_CALLBACKS,
     tags=[*pipeline.TAGS, "forecast", "staffing"],
     doc_md=__doc__,
     params={

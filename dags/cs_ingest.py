@@ -37,6 +37,7 @@ CRON = pipeline.schedule_from_env("CSW_INGEST_SCHEDULE", pipeline.DEFAULT_INGEST
     catchup=False,
     max_active_runs=1,
     default_args=pipeline.default_args(),
+    **pipeline.DAG_CALLBACKS,
     tags=[*pipeline.TAGS, "ingest"],
     doc_md=__doc__,
     params={

@@ -29,6 +29,7 @@ SNAPSHOT = pipeline.asset("csw_snapshot")
     catchup=False,
     max_active_runs=1,
     default_args=pipeline.default_args(),
+    **pipeline.DAG_CALLBACKS,
     tags=[*pipeline.TAGS, "publish", "bi"],
     doc_md=__doc__,
     params={"as_of": Param(None, type=["null", "string"], description="Record this as_of (ISO 8601).")},

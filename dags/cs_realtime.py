@@ -25,12 +25,6 @@ from csw import pipeline
 CRON = pipeline.schedule_from_env("CSW_REALTIME_SCHEDULE", "* * * * *")
 
 
-def _on_failure(context):
-    from alerting.jobs import dag_failure_callback
-
-    dag_failure_callback(context)
-
-
 @dag(
     dag_id="cs_realtime",
     schedule=CronDataIntervalTimetable(CRON, timezone="UTC") if CRON else None,
@@ -39,9 +33,9 @@ def _on_failure(context):
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(minutes=5),
     default_args={**pipeline.default_args(), "retries": 2, "retry_delay": dt.timedelta(seconds=10)},
+    **pipeline.DAG_CALLBACKS,
     tags=[*pipeline.TAGS, "alerts", "realtime"],
     doc_md=__doc__,
-    on_failure_callback=_on_failure,
     params={"now": Param(None, type=["null", "string"], description="Evaluate at this time (ISO 8601).")},
 )
 def cs_realtime():

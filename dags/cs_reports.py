@@ -21,12 +21,6 @@ from csw import pipeline
 CRON = pipeline.schedule_from_env("CSW_REPORT_SCHEDULE", "0 8 * * *")
 
 
-def _on_failure(context):
-    from alerting.jobs import dag_failure_callback
-
-    dag_failure_callback(context)
-
-
 @dag(
     dag_id="cs_reports",
     schedule=CronDataIntervalTimetable(CRON, timezone="Asia/Shanghai") if CRON else None,
@@ -34,9 +28,9 @@ def _on_failure(context):
     catchup=False,
     max_active_runs=1,
     default_args=pipeline.default_args(),
+    **pipeline.DAG_CALLBACKS,
     tags=[*pipeline.TAGS, "reports"],
     doc_md=__doc__,
-    on_failure_callback=_on_failure,
     params={
         "as_of": Param(None, type=["null", "string"], description="Report as of this time (ISO 8601)."),
         "kinds": Param(

@@ -30,6 +30,7 @@ MARTS = pipeline.asset("csw_marts")
     catchup=False,
     max_active_runs=1,
     default_args=pipeline.default_args(),
+    **pipeline.DAG_CALLBACKS,
     tags=[*pipeline.TAGS, "transform", "dbt"],
     doc_md=__doc__,
     params={"as_of": Param(None, type=["null", "string"], description="Compute as of this time (ISO 8601).")},

@@ -19,7 +19,8 @@ The model, per series, on the local (Asia/Shanghai) clock so that calendar days 
   back on the mean scale with Duan's smearing factor ``mean(exp(residual))``, taken per
   level band of the fitted values (small counts need more). Staffing needs the mean;
 - intervals from Prophet's samples (``uncertainty_samples``, trend and noise in log space),
-  turned back with ``expm1``; everything clipped at 0.
+  turned back with ``expm1``; everything clipped at 0. The samples are seeded per series
+  and origin, so the same ``as_of`` gives the same bounds.
 
 Every fit runs in a worker process (``forecasting.pipeline``); this module only holds the
 pure functions.
@@ -357,6 +358,24 @@ def _smearing(fitted: np.ndarray, resid: np.ndarray, bands: int = 8) -> tuple[np
     return np.asarray(centres), np.asarray(factors)
 
 
+@contextlib.contextmanager
+def _seeded(key: SeriesKey, origin: pd.Timestamp):
+    """Seed numpy's global generator for one forecast, then put its state back.
+
+    Prophet draws its uncertainty samples (trend changes, noise) from ``np.random``
+    without a seed of its own (facebook/prophet#849, #1124), so the bounds would differ on
+    every run. Seeding from the series and the origin makes a re-run of the same
+    ``as_of`` give identical ``yhat_lower``/``yhat_upper``, while different series and
+    origins still get independent draws."""
+    blob = f"{key.channel}|{key.medium}|{pd.Timestamp(origin).isoformat()}".encode()
+    state = np.random.get_state()
+    np.random.seed(int.from_bytes(hashlib.sha256(blob).digest()[:4], "little"))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def prophet_forecast(
     data: SeriesData,
     end: int,
@@ -419,7 +438,8 @@ def prophet_forecast(
         model.uncertainty_samples = 0
         fitted = model.predict(train)["yhat"].to_numpy()
         model.uncertainty_samples = samples
-        pred = model.predict(_features(data, future_idx, design))
+        with _seeded(data.key, data.utc(np.array([end]))[0]):
+            pred = model.predict(_features(data, future_idx, design))
     centres, factors = _smearing(fitted, train["y"].to_numpy() - fitted)
     log_hat = pred["yhat"].to_numpy()
     smear = np.interp(log_hat, centres, factors) if len(centres) > 1 else np.full_like(log_hat, factors[0])

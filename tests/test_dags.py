@@ -65,6 +65,19 @@ def test_every_dag_has_owner_retries_tags_and_docs(dagbag, dag_id):
         assert task.retry_delay >= dt.timedelta(seconds=30), task.task_id
 
 
+def test_every_dag_reports_failures_to_alerting(dagbag):
+    """A failed run of any DAG becomes a `dag_failure` alert and a later success resolves it
+    (test_dags_e2e makes a real run fail and finds the alert in the store)."""
+    from csw import pipeline
+
+    alerting_dags = {"cs_alerts", "cs_realtime", "cs_reports"}
+    assert alerting_dags <= set(dagbag.dag_ids)
+    for dag_id in DAG_IDS | alerting_dags:
+        dag = dagbag.dags[dag_id]
+        assert dag.on_failure_callback is pipeline.on_dag_failure, dag_id
+        assert dag.on_success_callback is pipeline.on_dag_success, dag_id
+
+
 def test_warehouse_tasks_run_in_the_one_slot_writer_pool(dagbag):
     in_pool = set()
     for dag_id in DAG_IDS:
