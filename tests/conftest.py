@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pandas as pd
 import pytest
+import requests
 
 from sandbox.config import SimConfig
 from sandbox.server.app import RunningServer
@@ -51,3 +53,22 @@ def sandbox(_server) -> RunningServer:
     yield _server
     state.faults.clear()
     state.clock.set(SMALL_AS_OF, speed=0)
+
+
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch):
+    """A private data dir, warehouse and connectors config (no Airflow connections leak in)."""
+    monkeypatch.setenv("CSW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CSW_CONNECTORS_CONFIG", str(tmp_path / "connectors.yaml"))
+    monkeypatch.setenv("CSW_WAREHOUSE", str(tmp_path / "warehouse" / "warehouse.duckdb"))
+    for name in [k for k in os.environ if k.startswith("AIRFLOW_CONN_CSW_")]:
+        monkeypatch.delenv(name)
+    return tmp_path
+
+
+@pytest.fixture()
+def console(sandbox):
+    """The sandbox with console settings, sessions and faults reset before and after."""
+    requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
+    yield sandbox
+    requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()

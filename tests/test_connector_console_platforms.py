@@ -10,13 +10,11 @@ enough to configure the console."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
-import requests
 import yaml
 
 from connectors.cli import run_ingest
@@ -33,23 +31,6 @@ from sandbox.truth import visible_messages
 def mod(request):
     """The console-only platform's connector module under test."""
     return request.param
-
-
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("CSW_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CSW_CONNECTORS_CONFIG", str(tmp_path / "connectors.yaml"))
-    monkeypatch.delenv("CSW_WAREHOUSE", raising=False)
-    for name in [k for k in os.environ if k.startswith("AIRFLOW_CONN_CSW_")]:
-        monkeypatch.delenv(name)
-    return tmp_path
-
-
-@pytest.fixture()
-def console(sandbox):
-    requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
-    yield sandbox
-    requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
 
 
 def sandbox_config(platform: str, url: str, **values):

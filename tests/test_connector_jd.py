@@ -25,13 +25,6 @@ from sandbox.server.platforms.jd import jd_sid, jos_sign
 P = "jd"
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CSW_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CSW_CONNECTORS_CONFIG", str(tmp_path / "connectors.yaml"))
-    return tmp_path
-
-
 def config(sandbox, **values) -> PlatformConfig:
     creds = sandbox.state.credentials[P]
     base = {

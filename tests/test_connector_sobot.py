@@ -9,7 +9,6 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 import pytest
-import requests
 
 from connectors.cli import run_ingest
 from connectors.core.config import load_config, sandbox_overrides
@@ -23,22 +22,6 @@ from sandbox.server.platforms.sobot import sobot_cid, sobot_sign
 from sandbox.truth import visible_messages, visible_ratings
 
 P = "sobot"
-
-
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CSW_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CSW_CONNECTORS_CONFIG", str(tmp_path / "connectors.yaml"))
-    # set (not just removed) so that teardown undoes what run_dbt writes into os.environ
-    monkeypatch.setenv("CSW_WAREHOUSE", str(tmp_path / "warehouse" / "warehouse.duckdb"))
-    return tmp_path
-
-
-@pytest.fixture()
-def console(sandbox):
-    requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
-    yield sandbox
-    requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
 
 
 def connector(sandbox, **settings) -> Connector:

@@ -23,13 +23,6 @@ P = "wechat_oa"
 DAY_S = 86400
 
 
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CSW_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CSW_CONNECTORS_CONFIG", str(tmp_path / "connectors.yaml"))
-    return tmp_path
-
-
 def connector(sandbox, **settings) -> Connector:
     config = load_config(overrides=sandbox_overrides(sandbox.url))[P]
     config.values.update(settings)

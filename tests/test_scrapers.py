@@ -38,14 +38,6 @@ HISTORY = pd.Timedelta(days=7)  # the runner's first-run history (initial_histor
 
 
 @pytest.fixture()
-def console(sandbox):
-    """The sandbox with console settings, sessions and faults reset before and after."""
-    requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
-    yield sandbox
-    requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
-
-
-@pytest.fixture()
 def data_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("CSW_DATA_DIR", str(tmp_path))
     for name in ("CSW_WAREHOUSE", "CSW_CONNECTORS_CONFIG"):

@@ -22,14 +22,6 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "sandbox" / "console.md"
 LOCAL = "Asia/Shanghai"
 
 
-@pytest.fixture()
-def console(sandbox):
-    """The running sandbox with console settings and sessions reset before and after."""
-    requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
-    yield sandbox
-    requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
-
-
 def csrf_of(html: str) -> str:
     return BeautifulSoup(html, "lxml").find("input", {"name": "csrf_token"})["value"]
 
