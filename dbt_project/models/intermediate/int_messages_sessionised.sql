@@ -2,6 +2,9 @@
 -- (WeCom, WeChat) are split per customer and service account at a session-end event or
 -- an idle gap longer than var('session_gap_minutes') (DESIGN §7). Ties within one
 -- second keep the platform's delivery order (batch, row).
+-- Two window passes over the messages: the first orders each thread (previous message,
+-- row number), the second carries each session's first row forward; a session's
+-- conversation id is its first message's id, and message_seq the row within it.
 with
 
 messages as (
@@ -17,7 +20,8 @@ with_previous as (
     select
         *,
         lag(sent_at) over thread as previous_at,
-        lag(event_type) over thread as previous_event
+        lag(event_type) over thread as previous_event,
+        row_number() over thread as thread_row
     from messages
     window thread as (partition by channel, thread_key order by sent_at, _batch_id, _row_number)
 ),
@@ -38,39 +42,43 @@ flagged as (
 numbered as (
     select
         *,
-        sum(starts_session) over (
-            partition by channel, thread_key order by sent_at, _batch_id, _row_number rows unbounded preceding
-        ) as session_no
+        max(case when starts_session = 1 then thread_row end) over (
+            partition by channel, thread_key order by thread_row rows unbounded preceding
+        ) as session_start_row
     from flagged
 ),
 
-keyed as (
-    select
-        *,
-        case
-            when has_conversation_id then channel || ':' || platform_conversation_id
-            else channel || ':s:' || first_value(platform_message_id) over (
-                partition by channel, thread_key, session_no order by sent_at, _batch_id, _row_number
-            )
-        end as conversation_id
-    from numbered
+session_starts as (
+    select channel, thread_key, thread_row, platform_message_id
+    from flagged
+    where starts_session = 1
 ),
 
 final as (
     select
-        message_key,
-        conversation_id,
-        channel,
-        platform_message_id,
-        customer_key,
-        service_account,
-        sender_type,
-        event_type,
-        agent_account,
-        content,
-        sent_at,
-        row_number() over (partition by conversation_id order by sent_at, _batch_id, _row_number) as message_seq
-    from keyed
+        numbered.message_key,
+        case
+            when numbered.has_conversation_id then numbered.channel || ':' || numbered.platform_conversation_id
+            else numbered.channel || ':s:' || session_starts.platform_message_id
+        end as conversation_id,
+        numbered.channel,
+        numbered.platform_message_id,
+        numbered.customer_key,
+        numbered.service_account,
+        numbered.sender_type,
+        numbered.event_type,
+        numbered.agent_account,
+        numbered.content,
+        numbered.sent_at,
+        case
+            when numbered.has_conversation_id then numbered.thread_row
+            else numbered.thread_row - numbered.session_start_row + 1
+        end as message_seq
+    from numbered
+    left join session_starts
+        on session_starts.channel = numbered.channel
+        and session_starts.thread_key = numbered.thread_key
+        and session_starts.thread_row = numbered.session_start_row
 )
 
 select * from final

@@ -11,43 +11,68 @@ latest as (
     {{ latest_version("source") }}
 ),
 
+parsed as (
+    {{ with_json_fields("latest", "payload", {
+        "msgid": "msgid",
+        "external_userid": "external_userid",
+        "event_external_userid": "event.external_userid",
+        "open_kfid": "open_kfid",
+        "event_open_kfid": "event.open_kfid",
+        "origin": "origin",
+        "change_type": "event.change_type",
+        "servicer_userid": "servicer_userid",
+        "new_servicer_userid": "event.new_servicer_userid",
+        "content": "text.content",
+    }) }}
+),
+
 renamed as (
     select
         'wecom' as channel,
-        {{ json_str("payload", "msgid") }} as platform_message_id,
+        msgid as platform_message_id,
         cast(null as varchar) as platform_conversation_id,
-        {{ hash_id("coalesce(" ~ json_str("payload", "external_userid") ~ ", " ~ json_str("payload", "event.external_userid") ~ ")", "wecom") }} as customer_key,
-        coalesce({{ json_str("payload", "open_kfid") }}, {{ json_str("payload", "event.open_kfid") }}) as service_account,
-        cast({{ json_str("payload", "origin") }} as integer) as origin,
-        cast({{ json_str("payload", "event.change_type") }} as integer) as change_type,
-        {{ json_str("payload", "servicer_userid") }} as servicer_userid,
-        {{ json_str("payload", "event.new_servicer_userid") }} as new_servicer_userid,
-        {{ json_str("payload", "text.content") }} as content,
+        coalesce(external_userid, event_external_userid) as customer_id,
+        coalesce(open_kfid, event_open_kfid) as service_account,
+        cast(origin as integer) as origin,
+        cast(change_type as integer) as change_type,
+        servicer_userid,
+        new_servicer_userid,
+        content,
         _record_time as sent_at,
         _batch_id,
         _row_number,
         _source
-    from latest
+    from parsed
+),
+
+-- hashed once per customer, not once per message
+customers as (
+    select customer_id, {{ hash_id("customer_id", "wecom") }} as customer_key
+    from (select distinct customer_id from renamed) as distinct_customers
 ),
 
 final as (
     select
-        channel,
-        platform_message_id,
-        platform_conversation_id,
-        customer_key,
-        service_account,
-        case origin when 3 then 'customer' when 5 then 'agent' when 4 then 'system' end as sender_type,
-        case when origin = 4 then
-            case change_type when 0 then 'handoff' when 1 then 'assign' when 2 then 'transfer' when 3 then 'close' when 4 then 'reopen' end
+        renamed.channel,
+        renamed.platform_message_id,
+        renamed.platform_conversation_id,
+        customers.customer_key,
+        renamed.service_account,
+        case renamed.origin when 3 then 'customer' when 5 then 'agent' when 4 then 'system' end as sender_type,
+        case when renamed.origin = 4 then
+            case renamed.change_type when 0 then 'handoff' when 1 then 'assign' when 2 then 'transfer' when 3 then 'close' when 4 then 'reopen' end
         end as event_type,
-        case when origin = 5 then servicer_userid when origin = 4 and change_type in (1, 2, 4) then new_servicer_userid end as agent_account,
-        content,
-        sent_at,
-        _batch_id,
-        _row_number,
-        _source
+        case
+            when renamed.origin = 5 then renamed.servicer_userid
+            when renamed.origin = 4 and renamed.change_type in (1, 2, 4) then renamed.new_servicer_userid
+        end as agent_account,
+        renamed.content,
+        renamed.sent_at,
+        renamed._batch_id,
+        renamed._row_number,
+        renamed._source
     from renamed
+    left join customers on customers.customer_id = renamed.customer_id
 )
 
 select * from final
