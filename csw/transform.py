@@ -14,8 +14,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
+import typer
 
 from csw.settings import PROJECT_ROOT, dbt_log_dir, dbt_target_dir, warehouse_path
 
@@ -93,3 +95,43 @@ def transform(as_of, select: str | None = None, full_refresh: bool = False) -> T
             f"dbt build failed as of {out.as_of}:\n{detail}\nFix the model or data, then re-run `csw transform`."
         )
     return out
+
+
+def generate_docs() -> Path:
+    """`dbt docs generate --static`: one self-contained HTML file (lineage, column docs,
+    tests, the warehouse's catalog). Needs the warehouse free of writers while it reads."""
+    proc = run_dbt(["docs", "generate", "--static"], as_of=pd.Timestamp.now(tz="UTC"))
+    site = dbt_target_dir() / "static_index.html"
+    if proc.returncode != 0 or not site.exists():
+        raise TransformError(
+            "dbt docs generate failed:\n"
+            + (proc.stdout[-2000:] + proc.stderr[-1000:]).strip()
+            + "\nIf the warehouse is locked, wait for the running `csw transform` (or cs_transform) to end."
+        )
+    return site
+
+
+def docs_command(
+    serve: bool = typer.Option(False, "--serve", help="Also serve the docs site on http://localhost:PORT."),
+    port: int = typer.Option(8080, help="Port for --serve."),
+) -> None:
+    """Generate dbt's documentation (models, columns, tests, lineage) for the warehouse."""
+    try:
+        site = generate_docs()
+    except TransformError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"dbt docs: {site} (open it in a browser)")
+    if serve:
+        typer.echo(f"serving on http://localhost:{port} (Ctrl-C stops)")
+        cli = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", "docs", "serve"]
+        cli += [
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+            "--port",
+            str(port),
+            "--no-browser",
+        ]
+        subprocess.run(cli, cwd=DBT_DIR, env=dbt_env())
