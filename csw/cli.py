@@ -11,6 +11,7 @@ import typer
 from alerting.cli import alerts_app, report_app
 from connectors.cli import backfill_command, ingest_app, quarantine_app
 from csw.airflow_env import airflow_command
+from csw.privacy.cli import privacy_app
 from csw.publish import publish_command
 from csw.transform import docs_command
 from expectations.cli import quality_app
@@ -30,6 +31,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(quality_app, name="quality")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(report_app, name="report")
+app.add_typer(privacy_app, name="privacy")
 app.command("backfill")(backfill_command)
 app.command("publish")(publish_command)
 app.command("airflow")(airflow_command)
