@@ -164,17 +164,15 @@ class Loader:
         Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(self.db_path)
         self.con.execute("set timezone = 'UTC'")
+        self.con.execute(DDL)
         self.streams = streams  # by table name: "<platform>__<stream>"
         self.validator = validator
         self.landing = landing or landing_root()
         self.quarantine = quarantine or quarantine_root()
         # every declared stream has its raw table, empty until loaded: staging can build
-        # before a platform's first batch arrives (one transaction: one commit, not one per table)
-        self.con.execute("begin transaction")
-        self.con.execute(DDL)
+        # before a platform's first batch arrives
         for stream in streams.values():
             self._ensure_table(stream)
-        self.con.execute("commit")
 
     def close(self) -> None:
         self.con.close()
@@ -329,29 +327,21 @@ class Loader:
                 from {source_sql} r join _files f using (filename)
                 """
             )
-            # A row identical to a loaded one (same key, same content) has the same time, so
-            # only the loaded rows of this group's time range are compared: on a long history
-            # the anti-join reads a few row groups, not the whole table.
-            in_range, bounds = "", []
-            if stream.time_field is not None:
-                bounds = list(
-                    con.execute(
-                        "select min(_time), max(_time) from _checked where _reason is null"
-                    ).fetchone()
-                )
-                in_range = "and t._record_time between ? and ?"
+            con.execute(
+                f"""
+                create or replace temp table _new as
+                select * from _checked c
+                where _reason is null
+                  and not exists (select 1 from {table} t where t._record_key = c._key and t._record_hash = c._hash)
+                qualify row_number() over (partition by _key, _hash order by batch_id, _row_number) = 1
+                """
+            )
             con.execute(
                 f"""
                 insert into {table}
                 select _key, _hash, _time, batch_id, source, extracted_at, _row_number, j
-                from _checked c
-                where _reason is null and not exists (
-                    select 1 from {table} t
-                    where t._record_key = c._key and t._record_hash = c._hash {in_range}
-                )
-                qualify row_number() over (partition by _key, _hash order by batch_id, _row_number) = 1
-                """,
-                bounds,
+                from _new order by batch_id, _row_number
+                """
             )
             con.execute(
                 """
@@ -363,16 +353,12 @@ class Loader:
             counts = {
                 b: (good, bad, new)
                 for b, good, bad, new in con.execute(
-                    f"""
+                    """
                     select c.batch_id, count(*) filter (where c._reason is null),
                            count(*) filter (where c._reason is not null), coalesce(any_value(n.n), 0)
-                    from _checked c left join (
-                        select _batch_id as batch_id, count(*) n from {table}
-                        where _batch_id in (select unnest(?)) group by 1
-                    ) n using (batch_id)
+                    from _checked c left join (select batch_id, count(*) n from _new group by 1) n using (batch_id)
                     group by 1
-                    """,
-                    [[by_file[f].batch_id for f in files]],
+                    """
                 ).fetchall()
             }
             for f in files:
