@@ -41,13 +41,14 @@ def forget_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Remove a person from landing, raw, quarantine, alerts and everything derived; rebuild."""
+    from connectors.cli import parse_time
     from csw.privacy.forget import forget
     from csw.privacy.identity import PrivacyError, PrivacyUsageError
 
     console = _console()
     try:
         with console.status("forgetting the person and rebuilding the marts ..."):
-            result = forget(customer=customer, crm_id=crm_id, as_of=as_of)
+            result = forget(customer=customer, crm_id=crm_id, as_of=parse_time(as_of))
     except PrivacyError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2 if isinstance(exc, PrivacyUsageError) else 1) from exc
@@ -64,17 +65,18 @@ def forget_command(
 
 @privacy_app.command("retain")
 def retain_command(
-    as_of: str = typer.Option(..., help="Apply retention as of this time (ISO 8601; naive = UTC)."),
+    as_of: str = typer.Option(..., help="Apply retention as of this time (ISO 8601; naive = Asia/Shanghai)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Count what would go, delete nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Delete landed batches and raw rows older than the per-stream retention (csw/privacy/retention.yaml)."""
+    from connectors.cli import parse_time
     from csw.privacy.identity import PrivacyError
     from csw.privacy.retention import apply_retention
 
     console = _console()
     try:
-        result = apply_retention(as_of, dry_run=dry_run)
+        result = apply_retention(parse_time(as_of), dry_run=dry_run)
     except PrivacyError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc

@@ -32,6 +32,7 @@ from pathlib import Path
 import duckdb
 
 from connectors.core.landing import landing_root, quarantine_root
+from csw.pipeline import iso
 from csw.privacy import batches, suppress
 from csw.privacy.identity import (
     CRM,
@@ -281,7 +282,7 @@ def forget(
         removed["landing"] = _forget_files(landing_root(), person, tokens)
         removed["quarantine_files"] = _forget_files(quarantine_root(), person, tokens)
         suppress.add(person)  # now with their conversations
-        as_of = as_of or (_marts_as_of(con) if con is not None else None)
+        as_of = iso(as_of) if as_of is not None else _marts_as_of(con) if con is not None else None
     finally:
         if con is not None:
             con.close()
