@@ -40,7 +40,9 @@ def built(tmp_path_factory, sim_data, _server, as_of):
     transform(as_of)
     con = duckdb.connect(str(work / "warehouse" / "warehouse.duckdb"), read_only=True)
     fct = con.execute("select * from marts.fct_conversations").df()
+    messages = con.execute("select * from marts.fct_messages").df()
     con.close()
+    fct.attrs["messages"] = messages
     yield fct
     mp.undo()
 
@@ -154,6 +156,32 @@ def test_fct_conversations_equals_truth(built, sim_data, as_of, platform):
         np.testing.assert_array_equal(
             fct["csat"].to_numpy(float), case.expected_csat(t["csat"]).to_numpy(float)
         )
+
+
+@pytest.mark.parametrize("platform", sorted(CASES))
+def test_fct_messages_equal_truth(built, sim_data, as_of, platform):
+    """Every customer and agent message the platform shows lands in fct_messages, in the
+    right conversation; block replies' response times average to the true ART."""
+    case = CASES[platform]
+    fct = built[built["channel"] == platform].copy()
+    fct["truth_id"] = case.truth_conversation_ids(fct, sim_data)
+    expected = _expected(sim_data, platform, as_of)
+    fct = fct[fct["truth_id"].isin(expected.index)]
+    truth_of = dict(zip(fct["conversation_id"], fct["truth_id"], strict=True))
+    messages = built.attrs["messages"]
+    talk = messages[
+        messages["conversation_id"].isin(truth_of) & messages["sender_type"].isin(["customer", "agent"])
+    ]
+    got = talk.groupby([talk["conversation_id"].map(truth_of).rename("truth_id"), "sender_type"]).size()
+    lower, upper = visible_cutoff(platform, as_of)
+    m = sim_data["messages"]
+    m = m[(m["channel"] == platform) & (m["sent_at"] <= upper) & m["conversation_id"].isin(expected.index)]
+    m = m[m["sender_type"].astype(str).isin(["customer", "agent"])]
+    want = m.groupby([m["conversation_id"].rename("truth_id"), m["sender_type"].astype(str)]).size()
+    pd.testing.assert_series_equal(got.sort_index(), want.sort_index(), check_names=False)
+    replies = talk[talk["is_block_reply"]].groupby(talk["conversation_id"].map(truth_of))["response_s"].mean()
+    t = expected.loc[replies.index, "art_s"]
+    np.testing.assert_allclose(replies, t, atol=case.time_precision_ms / 1000 + 1e-6)
 
 
 @pytest.mark.parametrize("platform", sorted(CASES))

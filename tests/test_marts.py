@@ -31,6 +31,7 @@ from sandbox.truth import visible_cutoff
 TZ = "Asia/Shanghai"
 MARTS = (
     "fct_conversations",
+    "fct_messages",
     "dim_agents",
     "dim_customers",
     "mart_sla_interval",
