@@ -30,6 +30,7 @@ CRON = pipeline.schedule_from_env("CSW_RETENTION_SCHEDULE", "0 3 * * *")
     default_args=pipeline.default_args(),
     tags=[*pipeline.TAGS, "privacy", "retention"],
     doc_md=__doc__,
+    **pipeline.DAG_CALLBACKS,
     params={
         "as_of": Param(
             None, type=["null", "string"], description="Apply retention as of this time (ISO 8601)."
