@@ -135,6 +135,9 @@ def _dag_event(context, failed: bool) -> dict:
                 details={"dag_id": dag_id, "run_id": run_id, "task": task},
             )
         )
+    # the time Airflow recorded for the run's end: the event's time, not the callback's
+    ended = getattr(dag_run, "end_date", None)
+    when = pd.Timestamp(ended).tz_convert("UTC") if ended is not None else pd.Timestamp.now(tz="UTC")
     with AlertStore() as store:
         # only this DAG's incident is in scope: a success resolves it, a failure opens it
         open_keys = [i for i in store.open_incidents(["dag_failure"]) if i["key"] == f"dag_failure:{dag_id}"]
@@ -144,7 +147,7 @@ def _dag_event(context, failed: bool) -> dict:
             store,
             alerts,
             [],
-            pd.Timestamp.now(tz="UTC"),
+            when,
             build_notifiers(rules.notifiers),
             cooldown_s=0,
             repeat_after_s=rules.defaults["repeat_after_s"],

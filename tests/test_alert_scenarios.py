@@ -263,3 +263,28 @@ def test_unanswered_rule_fires_within_two_minutes_in_live_mode(live):
     assert fired_at is not None, "the 3-minute rule never fired"
     assert fired_at - breach <= pd.Timedelta(minutes=2), (fired_at, breach)
     assert fired_at >= breach - pd.Timedelta(seconds=1)
+
+
+def test_dag_failure_callback_stamps_the_run_end_and_success_resolves(tmp_path, monkeypatch):
+    """The callbacks Airflow calls on a DAG run: a failure opens a `dag_failure` incident
+    stamped with the run's recorded end (not the callback's wall clock); the DAG's next
+    success resolves exactly that incident."""
+    from types import SimpleNamespace
+
+    from alerting.jobs import dag_failure_callback, dag_success_callback
+
+    monkeypatch.setenv("CSW_DATA_DIR", str(tmp_path))
+    ended = dt.datetime(2026, 11, 11, 8, 0, 5, tzinfo=dt.UTC)
+    failed_run = SimpleNamespace(dag_id="cs_ingest", run_id="scheduled__2026-11-11", end_date=ended)
+    dag_failure_callback({"dag_run": failed_run, "reason": "task_failure"})
+    with AlertStore() as store:
+        (event,) = store.events(rule="dag_failure")
+        assert pd.Timestamp(event["at"]) == pd.Timestamp(ended)
+        assert "cs_ingest" in event["message"] and "clear the run" in event["message"]
+        assert [i["key"] for i in store.open_incidents(["dag_failure"])] == ["dag_failure:cs_ingest"]
+    other = SimpleNamespace(dag_id="cs_forecast", run_id="r2", end_date=ended + dt.timedelta(minutes=5))
+    dag_success_callback({"dag_run": other})  # another DAG's success resolves nothing
+    ok_run = SimpleNamespace(dag_id="cs_ingest", run_id="r3", end_date=ended + dt.timedelta(minutes=15))
+    dag_success_callback({"dag_run": ok_run})
+    with AlertStore() as store:
+        assert store.open_incidents(["dag_failure"]) == []
