@@ -14,15 +14,21 @@ https://developer.work.weixin.qq.com/document/path/90313 (error codes).
   warehouse sessionises (DESIGN §7).
 - servicers: `kf/servicer/list` snapshot (status 0 on shift, 1 off) = agent status;
   each record gets `polled_at` (unix s) because the API gives no time.
+- ratings: the API has none (kf/sync_msg carries no 满意度); they are read from the admin
+  console's 满意度评价 report (`connectors.scrapers.console`, canonical record shape: `rating_id`,
+  `customer_id`, `agent_account`, `rated_at` ISO UTC, `rating` 1-5) by rated_at windows with
+  a 1 h look-back, always `source=scrape`. No session id: dbt attaches a rating to the
+  customer's latest sessionised conversation started at or before `rated_at`.
 - Errors are HTTP 200 + errcode: 45009 rate limit and 45033 concurrency are retried;
   48002 (API forbidden) and 60011 (no privilege) mean unavailable -> console fallback.
 
-Settings: `base_url`, `corpid`, `corpsecret`, `open_kfid`; for the console fallback and
-backfill: `console_url`, `console_username`, `console_password`.
+Settings: `base_url`, `corpid`, `corpsecret`, `open_kfid`; for ratings, the console fallback
+and backfill: `console_url`, `console_username`, `console_password`. docs/connectors/wecom.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 
@@ -30,10 +36,15 @@ import requests
 
 from connectors.core.auth import AccessTokenAuth
 from connectors.core.http import Classified, ConnectorError, FatalApiError, HttpClient, Verdict, parsed_json
-from connectors.core.runner import PlatformConnector
+from connectors.core.runner import PlatformConnector, drop_landed_unchanged
 from connectors.core.streams import Page, Stream, Window
+from connectors.platforms.douyin import console_streams
 
 DOC = "https://developer.work.weixin.qq.com/document/path/94670"
+CONSOLE = (
+    "https://work.weixin.qq.com/wework_admin (应用管理 -> 微信客服 -> 数据统计 -> 满意度评价 export); "
+    "sandbox: docs/sandbox/console.md"
+)
 TOKEN_ERRORS = {40014, 41001, 42001}
 RETRY_ERRORS = {-1, 45009, 45033}
 UNAVAILABLE_ERRORS = {48001, 48002, 60011, 60020}
@@ -62,6 +73,13 @@ STREAMS = {
         doc="https://developer.work.weixin.qq.com/document/path/94645",
         freshness="real_time",
         description="Agent (servicer) status snapshots: 0 on shift, 1 stopped.",
+    ),
+    # the console report as the console-only platforms read it, minus the session id
+    # WeCom does not have
+    "ratings": dataclasses.replace(
+        console_streams("wecom", CONSOLE)["ratings"],
+        required=("rating",),
+        description="Satisfaction ratings (满意度评价), 1-5, from the admin console (the API has none).",
     ),
 }
 
@@ -112,6 +130,7 @@ class Connector(PlatformConnector):
             return body["access_token"], float(body.get("expires_in", 7200))
 
         self.http = HttpClient("wecom", AccessTokenAuth(fetch_token), classify, self.policy)
+        self._scraper = None
 
     def fetch(self, stream: Stream, cursor, window: Window) -> Iterator[Page]:
         if stream.name == "messages":
@@ -122,18 +141,27 @@ class Connector(PlatformConnector):
             )
             polled = int(window.until.timestamp())
             yield Page([{**r, "polled_at": polled} for r in body.get("servicer_list", [])], None, done=True)
+        elif stream.name == "ratings":
+            scraper = self.scraper()
+            if scraper is None:
+                raise ConnectorError(
+                    "wecom.ratings: the WeCom API has no ratings; they are read from the admin console. "
+                    "Set console_url, console_username and console_password under platforms.wecom "
+                    "(docs/connectors/wecom.md)"
+                )
+            yield from drop_landed_unchanged("wecom", stream, window, scraper.fetch(stream, window))
         else:
             raise KeyError(stream.name)
 
     def scraper(self):
         """The admin console, when configured (`console_url`, `console_username`,
-        `console_password`): the fallback when the API is off, and the backfill source for
-        history older than the API's 3 days."""
-        if not self.config.get("console_url"):
-            return None
-        from connectors.scrapers import console_scraper_for
+        `console_password`): the ratings source, the fallback when the API is off, and the
+        backfill source for history older than the API's 3 days. One login per connector."""
+        if self._scraper is None and self.config.get("console_url"):
+            from connectors.scrapers import console_scraper_for
 
-        return console_scraper_for("wecom", self.config)
+            self._scraper = console_scraper_for("wecom", self.config)
+        return self._scraper
 
     def _messages(self, cursor) -> Iterator[Page]:
         while True:
