@@ -1,6 +1,10 @@
-{#- The newest version of each raw record (the loader keeps every distinct version).
-    Portable: no QUALIFY. -#}
+{#- The newest version of each raw record (the loader keeps every distinct version, and
+    (_record_key, _record_hash) is unique). Only keys with more than one version are
+    ranked (few: late updates), and their older versions dropped by an anti-join, so the
+    wide rows (payload) never go through a window. Another `key` (an entity id inside the
+    payload: small tables) ranks every row. Portable: no QUALIFY. -#}
 {% macro latest_version(relation, key="_record_key") -%}
+    {%- if key != "_record_key" -%}
     select * from (
         select
             *,
@@ -8,6 +12,25 @@
         from {{ relation }}
     ) as versions
     where _version_rank = 1
+    {%- else -%}
+    select {{ relation }}.*
+    from {{ relation }}
+    left join (
+        select _record_key as _superseded_key, _record_hash as _superseded_hash
+        from (
+            select
+                _record_key,
+                _record_hash,
+                row_number() over (partition by _record_key order by _extracted_at desc, _batch_id desc, _row_number desc) as _version_rank
+            from {{ relation }}
+            where _record_key in (select _record_key from {{ relation }} group by _record_key having count(*) > 1)
+        ) as versions
+        where _version_rank > 1
+    ) as superseded
+        on superseded._superseded_key = {{ relation }}._record_key
+        and superseded._superseded_hash = {{ relation }}._record_hash
+    where superseded._superseded_key is null
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Union every platform's staging model of one entity (those listed in the

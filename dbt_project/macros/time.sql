@@ -29,3 +29,10 @@
         where bh.channel = {{ channel }} and bh.open_at < {{ b }} and bh.close_at > {{ a }}
     )
 {%- endmacro %}
+
+{#- When this dbt invocation started (timestamptz): incremental intermediates stamp the
+    rows they (re)build with it, so the next model knows what changed. Not "now" in the
+    business sense: no metric depends on it. -#}
+{% macro run_started() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ") }}' as {{ dbt.type_timestamp() }} with time zone)
+{%- endmacro %}

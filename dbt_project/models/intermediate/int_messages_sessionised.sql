@@ -5,15 +5,46 @@
 -- Two window passes over the messages: the first orders each thread (previous message,
 -- row number), the second carries each session's first row forward; a session's
 -- conversation id is its first message's id, and message_seq the row within it.
+-- Incremental: a conversation depends only on its thread's messages, so a run recomputes
+-- the whole threads that received new or changed messages (and the threads those
+-- messages were in before) and replaces their rows by message_key.
+{{ config(materialized="incremental", unique_key="message_key", incremental_strategy="delete+insert") }}
 with
 
+unioned as (
+    select
+        *,
+        coalesce(platform_conversation_id, customer_key || '|' || coalesce(service_account, '')) as thread_key
+    from {{ ref("int_messages_unioned") }}
+),
+
+{% if is_incremental() -%}
+changed as (
+    select message_key, channel, thread_key
+    from unioned
+    where _built_at > (select max(_source_built_at) from {{ this }})
+),
+
+touched_threads as (
+    select channel, thread_key from changed
+    union
+    select previous.channel, previous.thread_key
+    from {{ this }} as previous
+    inner join changed on changed.message_key = previous.message_key
+),
+
+{% endif -%}
 messages as (
     select
-        messages.*,
-        channels.has_conversation_id,
-        coalesce(messages.platform_conversation_id, messages.customer_key || '|' || coalesce(messages.service_account, '')) as thread_key
-    from {{ ref("int_messages_unioned") }} as messages
-    inner join {{ ref("channels") }} as channels on channels.channel = messages.channel
+        unioned.*,
+        channels.has_conversation_id
+    from unioned
+    inner join {{ ref("channels") }} as channels on channels.channel = unioned.channel
+    {%- if is_incremental() %}
+    inner join touched_threads
+        on touched_threads.channel = unioned.channel
+        and touched_threads.thread_key = unioned.thread_key
+    {%- endif %}
 ),
 
 with_previous as (
@@ -73,7 +104,9 @@ final as (
         case
             when numbered.has_conversation_id then numbered.thread_row
             else numbered.thread_row - numbered.session_start_row + 1
-        end as message_seq
+        end as message_seq,
+        numbered.thread_key,
+        numbered._built_at as _source_built_at
     from numbered
     left join session_starts
         on session_starts.channel = numbered.channel
