@@ -17,6 +17,7 @@ SECTIONS = {
     "simulation": "benchmarks.bench_simulation",
     "erlang": "benchmarks.bench_erlang",
     "serving": "benchmarks.bench_serving",
+    "ingest_incremental": "benchmarks.bench_ingest_incremental",
     "forecast": "benchmarks.bench_forecast",
     "quality": "benchmarks.bench_quality",
     "dbt": "benchmarks.bench_dbt",

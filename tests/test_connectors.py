@@ -101,14 +101,29 @@ def truth_ids(sim_data, platform: str, as_of) -> set[int]:
     return set(visible(sim_data, platform, as_of)["message_id"].astype(int))
 
 
-def assert_exact(workdir, sim_data, platform, *as_ofs) -> None:
+def assert_exact(workdir, sim_data, platform, *as_ofs) -> dict:
     """Raw holds exactly what the platform showed at each of `as_ofs` (a union: data that
-    left a retention window stay in the warehouse)."""
+    left a retention window stay in the warehouse). Returns the counts compared."""
+    counts = exactness(workdir, sim_data, platform, *as_ofs)
+    assert not counts["duplicates"], f"{counts['duplicates']} message(s) landed twice"
+    assert not counts["missing"] and not counts["extra"], (
+        f"{counts['missing']} missing, {counts['extra']} unexpected"
+    )
+    return counts
+
+
+def exactness(workdir, sim_data, platform, *as_ofs) -> dict:
+    """Raw's message ids against the platform's visible truth, counted."""
     ids = raw_message_ids(workdir, platform)
     expected = set().union(*(truth_ids(sim_data, platform, t) for t in as_ofs))
-    assert not ids.duplicated().any(), "a message landed twice"
-    missing, extra = expected - set(ids), set(ids) - expected
-    assert not missing and not extra, f"{len(missing)} missing, {len(extra)} unexpected"
+    got = set(ids)
+    return {
+        "expected": len(expected),
+        "loaded": len(ids),
+        "duplicates": int(ids.duplicated().sum()),
+        "missing": len(expected - got),
+        "extra": len(got - expected),
+    }
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -143,13 +158,15 @@ FAULTS = {
 
 
 @pytest.mark.parametrize(("platform", "fault"), FAULT_CASES)
-def test_faults_lose_and_duplicate_nothing(workdir, sandbox, sim_data, as_of, platform, fault):
+def test_faults_lose_and_duplicate_nothing(workdir, sandbox, sim_data, as_of, platform, fault, fault_matrix):
     settings(workdir, platform, page_size=200, read_timeout_s=1)
     sandbox.state.faults.set(platform, **FAULTS[fault])
     summary = ingest(sandbox, platform, as_of)
     assert not summary["failures"], summary["failures"]
     fired = sandbox.state.faults.snapshot()["fired"].get(platform, {})
     assert fired, f"fault {fault} never fired"
+    # counted first, so that the printed matrix shows a failing case too
+    fault_matrix[(platform, fault)] = exactness(workdir, sim_data, platform, as_of)
     assert_exact(workdir, sim_data, platform, as_of)
 
 

@@ -45,6 +45,10 @@ from connectors.core.streams import Stream
 log = logging.getLogger("connectors.loader")
 
 Validator = Callable[[Manifest, list[dict]], list[str]]  # returns failure reasons
+"""Called with each batch's records before it loads. A validator may also have
+`prepare(pending) -> bool`: `load_pending` calls it first with every pending batch, and
+when it answers True (all passed, e.g. the GX gate validating a stream's batches in one
+frame) the batches load without parsing their records for the validator."""
 
 DDL = """
 create schema if not exists raw;
@@ -164,15 +168,17 @@ class Loader:
         Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(self.db_path)
         self.con.execute("set timezone = 'UTC'")
-        self.con.execute(DDL)
         self.streams = streams  # by table name: "<platform>__<stream>"
         self.validator = validator
         self.landing = landing or landing_root()
         self.quarantine = quarantine or quarantine_root()
         # every declared stream has its raw table, empty until loaded: staging can build
-        # before a platform's first batch arrives
+        # before a platform's first batch arrives (one transaction: one commit, not one per table)
+        self.con.execute("begin transaction")
+        self.con.execute(DDL)
         for stream in streams.values():
             self._ensure_table(stream)
+        self.con.execute("commit")
 
     def close(self) -> None:
         self.con.close()
@@ -212,8 +218,11 @@ class Loader:
                         progress(m)
             group, rows = [], 0
 
-        for directory, manifest in self.pending():
-            if not self._precheck(directory, manifest, result):
+        pending = self.pending()
+        prepare = getattr(self.validator, "prepare", None)
+        validate = not (prepare is not None and pending and prepare(pending))
+        for directory, manifest in pending:
+            if not self._precheck(directory, manifest, result, validate):
                 if progress:
                     progress(manifest)
                 continue
@@ -235,8 +244,11 @@ class Loader:
         return result
 
     # -- internals ------------------------------------------------------------------------
-    def _precheck(self, directory: Path, manifest: Manifest, result: LoadResult) -> bool:
-        """Structural checks and the pluggable validator; a failing batch is quarantined."""
+    def _precheck(
+        self, directory: Path, manifest: Manifest, result: LoadResult, validate: bool = True
+    ) -> bool:
+        """Structural checks and (with `validate`) the pluggable validator; a failing batch is
+        quarantined."""
         reason = None
         stream = self.streams.get(f"{manifest.platform}__{manifest.stream}")
         if stream is None:
@@ -251,7 +263,7 @@ class Loader:
                     lines = body.count(b"\n")
                     if lines != manifest.row_count:
                         reason = f"row count {lines} differs from manifest {manifest.row_count}"
-                    elif self.validator is not None:
+                    elif validate and self.validator is not None:
                         records = [json.loads(x) for x in body.decode("utf-8").splitlines() if x]
                         reason = "; ".join(self.validator(manifest, records)) or None
             except (OSError, ValueError, EOFError) as exc:
@@ -327,21 +339,29 @@ class Loader:
                 from {source_sql} r join _files f using (filename)
                 """
             )
-            con.execute(
-                f"""
-                create or replace temp table _new as
-                select * from _checked c
-                where _reason is null
-                  and not exists (select 1 from {table} t where t._record_key = c._key and t._record_hash = c._hash)
-                qualify row_number() over (partition by _key, _hash order by batch_id, _row_number) = 1
-                """
-            )
+            # A row identical to a loaded one (same key, same content) has the same time, so
+            # only the loaded rows of this group's time range are compared: on a long history
+            # the anti-join reads a few row groups, not the whole table.
+            in_range, bounds = "", []
+            if stream.time_field is not None:
+                bounds = list(
+                    con.execute(
+                        "select min(_time), max(_time) from _checked where _reason is null"
+                    ).fetchone()
+                )
+                in_range = "and t._record_time between ? and ?"
             con.execute(
                 f"""
                 insert into {table}
                 select _key, _hash, _time, batch_id, source, extracted_at, _row_number, j
-                from _new order by batch_id, _row_number
-                """
+                from _checked c
+                where _reason is null and not exists (
+                    select 1 from {table} t
+                    where t._record_key = c._key and t._record_hash = c._hash {in_range}
+                )
+                qualify row_number() over (partition by _key, _hash order by batch_id, _row_number) = 1
+                """,
+                bounds,
             )
             con.execute(
                 """
@@ -353,12 +373,16 @@ class Loader:
             counts = {
                 b: (good, bad, new)
                 for b, good, bad, new in con.execute(
-                    """
+                    f"""
                     select c.batch_id, count(*) filter (where c._reason is null),
                            count(*) filter (where c._reason is not null), coalesce(any_value(n.n), 0)
-                    from _checked c left join (select batch_id, count(*) n from _new group by 1) n using (batch_id)
+                    from _checked c left join (
+                        select _batch_id as batch_id, count(*) n from {table}
+                        where _batch_id in (select unnest(?)) group by 1
+                    ) n using (batch_id)
                     group by 1
-                    """
+                    """,
+                    [[by_file[f].batch_id for f in files]],
                 ).fetchall()
             }
             for f in files:

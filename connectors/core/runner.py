@@ -18,7 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,22 +213,20 @@ def extract(
                 f"{stream.retention}; older data must come from the console export (backfill)",
             )
             start = until - pd.Timedelta(stream.retention)
-        for window in plan_windows(stream, start, until):
-            if max_pages is not None and result.pages >= max_pages:
-                break
-            records, source = _fetch_window(connector, stream, None, window, events, result, on_page)
-            _land(
-                connector,
-                stream,
-                records,
-                source,
-                latest.cursor_after if latest else None,
-                window.until.isoformat(),
-                window,
-                events,
-                result,
-            )
-            events = StreamEvents()
+        with _Lander(connector, stream, result) as lander:
+            for window in plan_windows(stream, start, until):
+                if max_pages is not None and result.pages >= max_pages:
+                    break
+                records, source = _fetch_window(connector, stream, None, window, events, result, on_page)
+                lander.land(
+                    records,
+                    source,
+                    latest.cursor_after if latest else None,
+                    window.until.isoformat(),
+                    window,
+                    events,
+                )
+                events = StreamEvents()
         return result
     # server cursor and snapshot streams
     cursor = latest.cursor_after if (latest and stream.cursor == "server_cursor") else None
@@ -246,37 +246,28 @@ def extract(
         records, source = _fetch_window(connector, stream, None, window, events, result, on_page)
         _land(connector, stream, records, source, None, None, window, events, result)
         return result
-    try:
-        for page in connector.fetch(stream, cursor, window):
-            result.pages += 1
-            if on_page:
-                on_page(len(page.records))
-            _land(
-                connector,
-                stream,
-                page.records,
-                page.source,
-                cursor,
-                page.cursor_after,
-                window,
-                events,
-                result,
+    with _Lander(connector, stream, result) as lander:
+        try:
+            for page in connector.fetch(stream, cursor, window):
+                result.pages += 1
+                if on_page:
+                    on_page(len(page.records))
+                lander.land(page.records, page.source, cursor, page.cursor_after, window, events)
+                events = StreamEvents()
+                cursor = page.cursor_after
+                if page.done or (max_pages is not None and result.pages >= max_pages):
+                    break
+        except ApiUnavailable as exc:
+            scraper = connector.scraper()
+            if scraper is None:
+                raise
+            events.add(
+                "fallback_used",
+                "warning",
+                f"{connector.name}.{stream.name}: API unavailable ({exc}); read the console instead",
             )
-            events = StreamEvents()
-            cursor = page.cursor_after
-            if page.done or (max_pages is not None and result.pages >= max_pages):
-                break
-    except ApiUnavailable as exc:
-        scraper = connector.scraper()
-        if scraper is None:
-            raise
-        events.add(
-            "fallback_used",
-            "warning",
-            f"{connector.name}.{stream.name}: API unavailable ({exc}); read the console instead",
-        )
-        records = [r for p in scraper.fetch(stream, window) for r in p.records]
-        _land(connector, stream, records, "scrape", cursor, cursor, window, events, result)
+            records = [r for p in scraper.fetch(stream, window) for r in p.records]
+            lander.land(records, "scrape", cursor, cursor, window, events)
     return result
 
 
@@ -309,6 +300,50 @@ def _fetch_window(connector, stream, cursor, window, events, result, on_page) ->
             result.pages += 1
             records.extend(page.records)
         return records, "scrape"
+
+
+class _Lander:
+    """Lands a stream's batches in order on one background thread, so that compressing and
+    fsyncing a page overlaps fetching the next (both release the GIL). At most `ahead`
+    batches wait; a landing error stops the extraction at the next page. `close()` waits
+    for every batch: after it, `result` counts them all."""
+
+    def __init__(self, connector, stream: Stream, result: ExtractResult, ahead: int = 4):
+        self.connector, self.stream, self.result = connector, stream, result
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"land-{connector.name}")
+        self._pending: deque[Future] = deque()
+        self._ahead = ahead
+
+    def land(self, records, source, cursor_before, cursor_after, window, events) -> None:
+        while self._pending and (self._pending[0].done() or len(self._pending) >= self._ahead):
+            self._pending.popleft().result()  # re-raises a landing error here
+        self._pending.append(
+            self._pool.submit(
+                _land,
+                self.connector,
+                self.stream,
+                records,
+                source,
+                cursor_before,
+                cursor_after,
+                window,
+                events,
+                self.result,
+            )
+        )
+
+    def close(self) -> None:
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> _Lander:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _land(connector, stream, records, source, cursor_before, cursor_after, window, events, result) -> None:
