@@ -16,4 +16,8 @@ CASE = ConnectorCase(
     message_id_sql="cast(replace(payload->>'msgid', 'from_msgid_', '') as bigint)",
     truth_conversation_ids=truth_conversation_ids,
     time_precision_ms=1000,  # send_time is unix seconds
+    # ratings come from the admin console (the API has none), on the 1-5 scale itself; dbt
+    # attaches each to the customer's latest conversation started at or before it
+    has_ratings=True,
+    expected_csat=lambda csat: csat,
 )
