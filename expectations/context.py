@@ -60,24 +60,23 @@ _CONTEXTS: dict[tuple[str, float], Any] = {}
 
 
 def _cache_docs_templates() -> None:
-    """Keep GX's compiled Data Docs templates in `<data>/quality/jinja_cache/`.
+    """Keep GX's compiled Data Docs templates in jinja2's per-user cache directory.
 
     GX builds a new jinja2 environment for each view it renders, so every Data Docs build
     parsed and compiled its templates again (most of a build's time, in every process).
     jinja2 keys the cache on the template's name and source checksum (a changed template
-    compiles again) and checks its own and Python's version."""
+    compiles again) and checks its own and Python's version; it holds templates, no data."""
     import jinja2
     from great_expectations.render.view.view import DefaultJinjaView
 
     init = DefaultJinjaView.__init__
     if getattr(init, "_csw_cached", False):
         return
+    cache = jinja2.FileSystemBytecodeCache()
 
     def cached_init(view, *args, **kwargs):
         init(view, *args, **kwargs)
-        directory = quality_dir() / "jinja_cache"
-        directory.mkdir(parents=True, exist_ok=True)
-        view.env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(directory))
+        view.env.bytecode_cache = cache
 
     cached_init._csw_cached = True
     DefaultJinjaView.__init__ = cached_init
