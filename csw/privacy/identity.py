@@ -68,6 +68,7 @@ STREAMS: dict[str, CustomerFields | None] = {
     "crm__orders": CustomerFields(ids=("customer_id",)),
     "wecom__messages": CustomerFields(ids=("external_userid", "event.external_userid")),
     "wecom__servicers": None,
+    "wecom__ratings": CustomerFields(ids=("customer_id",)),  # console report: no session id
     "wechat_oa__messages": CustomerFields(ids=("openid",)),
     "wechat_oa__agents": None,
     "wechat_oa__agent_status": None,
