@@ -258,15 +258,7 @@ def extract(
                 if page.done or (max_pages is not None and result.pages >= max_pages):
                     break
         except ApiUnavailable as exc:
-            scraper = connector.scraper()
-            if scraper is None:
-                raise
-            events.add(
-                "fallback_used",
-                "warning",
-                f"{connector.name}.{stream.name}: API unavailable ({exc}); read the console instead",
-            )
-            records = [r for p in scraper.fetch(stream, window) for r in p.records]
+            records = _scrape_instead(connector, stream, window, events, result, exc)
             lander.land(records, "scrape", cursor, cursor, window, events)
     return result
 
@@ -285,21 +277,26 @@ def _fetch_window(connector, stream, cursor, window, events, result, on_page) ->
                 break
         return records, source
     except ApiUnavailable as exc:
-        scraper = connector.scraper()
-        if scraper is None:
-            raise
-        events.add(
-            "fallback_used",
-            "warning",
-            f"{connector.name}.{stream.name}: API unavailable ({exc}); window "
-            f"{window.since:%Y-%m-%d %H:%M}..{window.until:%Y-%m-%d %H:%M} read from the console instead",
-        )
-        log.warning("%s.%s: falling back to the console scraper: %s", connector.name, stream.name, exc)
-        records = []
-        for page in scraper.fetch(stream, window):
-            result.pages += 1
-            records.extend(page.records)
-        return records, "scrape"
+        return _scrape_instead(connector, stream, window, events, result, exc), "scrape"
+
+
+def _scrape_instead(connector, stream, window, events, result, exc: ApiUnavailable) -> list[dict]:
+    """The window read from the console when the API is unavailable (re-raises without one)."""
+    scraper = connector.scraper()
+    if scraper is None:
+        raise exc
+    events.add(
+        "fallback_used",
+        "warning",
+        f"{connector.name}.{stream.name}: API unavailable ({exc}); window "
+        f"{window.since:%Y-%m-%d %H:%M}..{window.until:%Y-%m-%d %H:%M} read from the console instead",
+    )
+    log.warning("%s.%s: falling back to the console scraper: %s", connector.name, stream.name, exc)
+    records = []
+    for page in scraper.fetch(stream, window):
+        result.pages += 1
+        records.extend(page.records)
+    return records
 
 
 class _Lander:
