@@ -10,7 +10,8 @@ last hour is landed as hourly batches beside them. Then the loader runs on that 
 - empty: a fresh warehouse, with only the hour's batches in landing.
 
 Each is the whole loader run (open the warehouse, list pending batches, load, commit,
-close), best of three; the warehouse copy is not timed.
+close), best of seven (a run takes tenths of a second: fixed costs and a busy machine
+weigh); the warehouse copy is not timed.
 
     python -m benchmarks ingest_incremental
 """
@@ -43,7 +44,7 @@ def _load(warehouse: Path, landing: Path, quarantine: Path) -> tuple[float, int]
     return time.perf_counter() - t0, rows
 
 
-def run(conversations_per_day: int = 8000, repeats: int = 3) -> dict:
+def run(conversations_per_day: int = 8000, repeats: int = 7) -> dict:
     from connectors.core.loader import Loader
     from connectors.platforms import all_streams
     from sandbox.bulk import BulkWriter
