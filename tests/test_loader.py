@@ -154,3 +154,19 @@ def test_empty_batch_loads(dirs):
     with Loader(dirs / "w.duckdb", STREAMS) as loader:
         res = loader.load_pending()
     assert res.batches == 1 and res.rows == 0
+
+
+def test_row_number_is_the_line_in_the_landed_file(dirs):
+    """`_row_number` is each record's line in its batch file, also when DuckDB scans large
+    batches in parallel (dbt breaks ties between records of equal time by it)."""
+    for b in range(3):
+        landing.write_batch("demo", "messages", [_rec(b * 100_000 + i) for i in range(60_000)])
+    db = dirs / "w.duckdb"
+    with Loader(db, STREAMS) as loader:
+        assert loader.load_pending().rows == 180_000
+    ((misplaced,),) = _rows(
+        db,
+        "select count(*) from raw.demo__messages "
+        "where _row_number <> cast(substr(_record_key, 2) as integer) % 100000 + 1",
+    )
+    assert misplaced == 0

@@ -322,15 +322,16 @@ class Loader:
             )
             nonempty = [f for f in files if by_file[f].row_count > 0]
             source_sql = (
-                f"read_ndjson_objects({nonempty!r}, compression = 'gzip', filename = true)"
+                f"read_ndjson_objects({nonempty!r}, compression = 'gzip', filename = true) with ordinality"
                 if nonempty
-                else "(select null::varchar as filename, null::json as json where false)"
+                else "(select null::varchar as filename, null::json as json, null::bigint as ordinality where false)"
             )
             con.execute(
                 f"""
                 create or replace temp table _checked as
                 select f.batch_id, f.source, f.extracted_at,
-                       (row_number() over (partition by r.filename))::integer as _row_number,
+                       -- the line in its file: a parallel scan yields rows out of order, ordinality does not
+                       (row_number() over (partition by r.filename order by r.ordinality))::integer as _row_number,
                        r.json as j,
                        {_reason_sql(stream, "r.json")} as _reason,
                        {_key_sql(stream, "r.json")} as _key,
