@@ -153,9 +153,12 @@ def _floor(warehouse: Path, work: Path) -> dict:
             ).fetchone()[0]
             if not n or not con.execute(f'select count(*) from raw."{table}"').fetchone()[0]:
                 continue
-            paths = sorted(
-                set(re.findall(r"json_extract_string\(payload, '(\$[^']+)'\)", sql_file.read_text()))
-            )
+            sql = sql_file.read_text()
+            # field by field, or the list form (one parse of all the fields)
+            paths = set(re.findall(r"json_extract_string\(payload, '(\$[^']+)'\)", sql))
+            for listed_paths in re.findall(r"json_extract_string\(payload, \[([^\]]+)\]\)", sql):
+                paths |= set(re.findall(r"'(\$[^']+)'", listed_paths))
+            paths = sorted(paths)
             listed = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
             t0 = time.perf_counter()
             got = con.execute(

@@ -4,7 +4,8 @@
 -- second keep the platform's delivery order (batch, row).
 -- Two window passes over the messages: the first orders each thread (previous message,
 -- row number), the second carries each session's first row forward; a session's
--- conversation id is its first message's id, and message_seq the row within it.
+-- conversation id is its first message's id, and message_seq the row within it. The
+-- windows see only the columns they need; the rest is joined back by message_key.
 -- Incremental: a conversation depends only on its thread's messages, so a run recomputes
 -- the whole threads that received new or changed messages (and the threads those
 -- messages were in before) and replaces their rows by message_key.
@@ -36,7 +37,15 @@ touched_threads as (
 {% endif -%}
 messages as (
     select
-        unioned.*,
+        unioned.message_key,
+        unioned.channel,
+        unioned.thread_key,
+        unioned.platform_message_id,
+        unioned.platform_conversation_id,
+        unioned.event_type,
+        unioned.sent_at,
+        unioned._batch_id,
+        unioned._row_number,
         channels.has_conversation_id
     from unioned
     inner join {{ ref("channels") }} as channels on channels.channel = unioned.channel
@@ -85,33 +94,43 @@ session_starts as (
     where starts_session = 1
 ),
 
-final as (
+keyed as (
     select
         numbered.message_key,
         case
             when numbered.has_conversation_id then numbered.channel || ':' || numbered.platform_conversation_id
             else numbered.channel || ':s:' || session_starts.platform_message_id
         end as conversation_id,
-        numbered.channel,
-        numbered.platform_message_id,
-        numbered.customer_key,
-        numbered.service_account,
-        numbered.sender_type,
-        numbered.event_type,
-        numbered.agent_account,
-        numbered.content,
-        numbered.sent_at,
         case
             when numbered.has_conversation_id then numbered.thread_row
             else numbered.thread_row - numbered.session_start_row + 1
         end as message_seq,
-        numbered.thread_key,
-        numbered._built_at as _source_built_at
+        numbered.thread_key
     from numbered
     left join session_starts
         on session_starts.channel = numbered.channel
         and session_starts.thread_key = numbered.thread_key
         and session_starts.thread_row = numbered.session_start_row
+),
+
+final as (
+    select
+        unioned.message_key,
+        keyed.conversation_id,
+        unioned.channel,
+        unioned.platform_message_id,
+        unioned.customer_key,
+        unioned.service_account,
+        unioned.sender_type,
+        unioned.event_type,
+        unioned.agent_account,
+        unioned.content,
+        unioned.sent_at,
+        keyed.message_seq,
+        keyed.thread_key,
+        unioned._built_at as _source_built_at
+    from {{ ref("int_messages_unioned") }} as unioned
+    inner join keyed on keyed.message_key = unioned.message_key
 )
 
 select * from final

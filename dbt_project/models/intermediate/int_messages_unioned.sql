@@ -4,7 +4,29 @@
 -- Incremental: a run adds the rows of batches it has not seen (new messages and newer
 -- versions of old ones, which replace them by message_key) and the rows as_of now
 -- reaches; `_built_at` (the run's start) tells int_messages_sessionised what changed.
+-- Batch ids sort by landing time: batches landed up to var('incremental_lookback_hours')
+-- before the newest one seen still count as new. The filter is made of literals so the
+-- engine applies it while scanning raw, before staging parses any JSON.
 {{ config(materialized="incremental", unique_key="message_key", incremental_strategy="delete+insert") }}
+{%- set new_rows = "1 = 1" -%}
+{%- if is_incremental() and execute -%}
+    {%- set seen = run_query("select max(_batch_id), max(" ~ epoch_s("sent_at") ~ ") from " ~ this).rows[0] -%}
+    {%- set stamp = "%Y%m%dT%H%M%S%fZ" -%}
+    {%- if seen[0] is not none and modules.re.match("^[0-9]{8}T[0-9]{12}Z", seen[0]) -%}
+        {%- set cutoff = (modules.datetime.datetime.strptime(seen[0][:22], stamp)
+            - modules.datetime.timedelta(hours=var("incremental_lookback_hours", 72))).strftime(stamp) -%}
+        {%- set recent = run_query("select distinct _batch_id from " ~ this ~ " where _batch_id >= '" ~ cutoff ~ "'").columns[0].values() -%}
+        {%- set new_rows -%}
+            (_batch_id >= '{{ cutoff }}'{% if recent %} and _batch_id not in ('{{ recent | join("', '") }}'){% endif %})
+            or sent_at > to_timestamp({{ seen[1] }})
+        {%- endset -%}
+    {%- elif seen[0] is not none -%}
+        {#- batch ids not from connectors.core.landing: compare with every one seen (slower) -#}
+        {%- set new_rows -%}
+            _batch_id not in (select _batch_id from {{ this }}) or sent_at > to_timestamp({{ seen[1] }})
+        {%- endset -%}
+    {%- endif -%}
+{%- endif %}
 with
 
 unioned as (
@@ -20,13 +42,7 @@ final as (
         *,
         {{ run_started() }} as _built_at
     from unioned
-    where sent_at <= {{ as_of() }}
-    {%- if is_incremental() %}
-        and (
-            _batch_id not in (select distinct _batch_id from {{ this }})
-            or sent_at > (select max(sent_at) from {{ this }})
-        )
-    {%- endif %}
+    where sent_at <= {{ as_of() }} and ({{ new_rows }})
 )
 
 select * from final

@@ -45,18 +45,12 @@ renamed as (
     from parsed
 ),
 
--- hashed once per customer, not once per message
-customers as (
-    select customer_id, {{ hash_id("customer_id", "wecom") }} as customer_key
-    from (select distinct customer_id from renamed) as distinct_customers
-),
-
 final as (
     select
         renamed.channel,
         renamed.platform_message_id,
         renamed.platform_conversation_id,
-        customers.customer_key,
+        {{ hash_id("renamed.customer_id", "wecom") }} as customer_key,
         renamed.service_account,
         case renamed.origin when 3 then 'customer' when 5 then 'agent' when 4 then 'system' end as sender_type,
         case when renamed.origin = 4 then
@@ -72,7 +66,6 @@ final as (
         renamed._row_number,
         renamed._source
     from renamed
-    left join customers on customers.customer_id = renamed.customer_id
 )
 
 select * from final
