@@ -326,17 +326,6 @@ def _extract_locked(key, platform, stream_name, start, end, history_from, first_
     return summary
 
 
-def batch_gate(as_of):
-    """The Great Expectations batch gate (the loader's pluggable validator), or None when
-    the `expectations` package is not installed."""
-    try:
-        from expectations.batch_gate import BatchGate
-    except ImportError as exc:
-        log.warning("no batch gate installed: batches load unchecked (%s)", exc)
-        return None
-    return BatchGate(as_of=as_of)
-
-
 def load_landed(as_of) -> dict:
     """Validate and load every landed, unloaded batch into DuckDB `raw` (the single writer).
 
@@ -347,9 +336,10 @@ def load_landed(as_of) -> dict:
 
     from connectors.core.loader import Loader
     from connectors.platforms import all_streams
+    from expectations.batch_gate import BatchGate
 
     started = time.monotonic()
-    gate = batch_gate(utc(as_of))
+    gate = BatchGate(as_of=utc(as_of))
     with Loader(warehouse_path(), all_streams(), validator=gate) as loader:
         result = loader.load_pending()
     out = asdict(result)
