@@ -200,6 +200,17 @@ SPECS: dict[str, StreamSpec] = {
         ),
         "status 0 接待中, 1 停止接待",
     ),
+    # the admin console's 满意度评价 report (WeCom's API has no ratings); no session id
+    "wecom__ratings": StreamSpec(
+        (
+            Field("rating_id", ("str",), required=True, not_null=True),
+            _id("customer_id", required=True, not_null=True),
+            Field("agent_account", ("str",)),
+            Field("rated_at", ("str",), time_format="iso"),
+            Field("rating", ("int",), min=1, max=5, required=True, not_null=True),
+        ),
+        "the console export's canonical shape; rating 1-5",
+    ),
     # WeChat OA customservice/msgrecord/getmsglist, getkflist, getonlinekflist, getwaitcase
     "wechat_oa__messages": StreamSpec(
         (
