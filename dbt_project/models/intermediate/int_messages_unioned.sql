@@ -11,10 +11,11 @@
 {%- set new_rows = "1 = 1" -%}
 {%- if is_incremental() and execute -%}
     {%- set seen = run_query("select max(_batch_id), max(" ~ epoch_s("sent_at") ~ ") from " ~ this).rows[0] -%}
-    {%- set stamp = "%Y%m%dT%H%M%S%fZ" -%}
     {%- if seen[0] is not none and modules.re.match("^[0-9]{8}T[0-9]{12}Z", seen[0]) -%}
-        {%- set cutoff = (modules.datetime.datetime.strptime(seen[0][:22], stamp)
-            - modules.datetime.timedelta(hours=var("incremental_lookback_hours", 72))).strftime(stamp) -%}
+        {%- set s = seen[0] -%}
+        {%- set newest = modules.datetime.datetime(s[0:4] | int, s[4:6] | int, s[6:8] | int, s[9:11] | int, s[11:13] | int, s[13:15] | int) -%}
+        {#- the id prefix (YYYYMMDDTHHMMSS) of the look-back's start -#}
+        {%- set cutoff = (newest - modules.datetime.timedelta(hours=var("incremental_lookback_hours", 72))).isoformat().replace("-", "").replace(":", "") -%}
         {%- set recent = run_query("select distinct _batch_id from " ~ this ~ " where _batch_id >= '" ~ cutoff ~ "'").columns[0].values() -%}
         {%- set new_rows -%}
             (_batch_id >= '{{ cutoff }}'{% if recent %} and _batch_id not in ('{{ recent | join("', '") }}'){% endif %})
