@@ -128,21 +128,15 @@ def builds(tmp_path_factory, sim_data):
     mp.undo()
 
 
-@pytest.mark.parametrize("name", sorted(KEYS))
-def test_incremental_build_equals_full_refresh(builds, name):
-    inc, full = builds["incremental"][name], builds["full"][name]
+@pytest.mark.parametrize(
+    ("layer", "name"), [("", n) for n in sorted(KEYS)] + [("_int", n) for n in sorted(INTERMEDIATE)]
+)
+def test_incremental_build_equals_full_refresh(builds, layer, name):
+    keys = {**KEYS, **INTERMEDIATE}[name]
+    inc, full = builds["incremental" + layer][name], builds["full" + layer][name]
     assert len(full) > 0
-    inc = inc.sort_values(KEYS[name]).reset_index(drop=True)
-    full = full.sort_values(KEYS[name]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(inc, full, check_exact=True)
-
-
-@pytest.mark.parametrize("name", sorted(INTERMEDIATE))
-def test_incremental_intermediate_equals_full_refresh(builds, name):
-    inc, full = builds["incremental_int"][name], builds["full_int"][name]
-    assert len(full) > 0
-    inc = inc.sort_values(INTERMEDIATE[name]).reset_index(drop=True)
-    full = full.sort_values(INTERMEDIATE[name]).reset_index(drop=True)
+    inc = inc.sort_values(keys).reset_index(drop=True)
+    full = full.sort_values(keys).reset_index(drop=True)
     pd.testing.assert_frame_equal(inc, full, check_exact=True)
 
 
