@@ -12,21 +12,33 @@ latest as (
     {{ latest_version("source") }}
 ),
 
+parsed as (
+    {{ with_json_fields("latest", "payload", {
+        "message_id": "message_id",
+        "session_id": "session_id",
+        "customer_id": "customer_id",
+        "sender": "sender",
+        "event": "event",
+        "agent_account": "agent_account",
+        "content": "content",
+    }) }}
+),
+
 renamed as (
     select
         '{{ platform }}' as channel,
-        {{ json_str("payload", "message_id") }} as platform_message_id,
-        {{ json_str("payload", "session_id") }} as platform_conversation_id,
-        {{ json_str("payload", "customer_id") }} as customer_id,
-        {{ json_str("payload", "sender") }} as sender,
-        {{ json_str("payload", "event") }} as event,
-        {{ json_str("payload", "agent_account") }} as agent_account,
-        {{ json_str("payload", "content") }} as content,
+        message_id as platform_message_id,
+        session_id as platform_conversation_id,
+        customer_id,
+        sender,
+        event,
+        agent_account,
+        content,
         _record_time as sent_at,
         _batch_id,
         _row_number,
         _source
-    from latest
+    from parsed
 ),
 
 final as (
