@@ -96,8 +96,7 @@ measured_blocks as (
         blocks.conversation_id,
         blocks.block_no,
         blocks.replied_at,
-        case when blocks.block_no = 1 and with_policy.queue_start_at > blocks.block_start_at
-            then with_policy.queue_start_at else blocks.block_start_at end as measured_from,
+        {{ block_wait_start("blocks.block_no", "blocks.block_start_at", "with_policy.queue_start_at", "blocks.replied_at") }} as measured_from,
         with_policy.channel,
         with_policy.next_response_target_s,
         with_policy.sla_uses_business_hours,

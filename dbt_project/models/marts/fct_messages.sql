@@ -69,10 +69,8 @@ final as (
         messages.customer_key,
         cast(coalesce(customer_blocks.block_no, replies.block_no) as integer) as block_no,
         replies.message_key is not null as is_block_reply,
-        -- block 1 waits from the human queue start when that is later (bot first, then hand-off)
         cast(case when replies.message_key is not null then {{ seconds_between(
-            "case when replies.block_no = 1 and conversations.queue_start_at > replies.block_start_at"
-            ~ " then conversations.queue_start_at else replies.block_start_at end",
+            block_wait_start("replies.block_no", "replies.block_start_at", "conversations.queue_start_at", "messages.sent_at"),
             "messages.sent_at") }} end as double precision) as response_s,
         cast({{ dbt.length("coalesce(messages.content, '')") }} as integer) as content_chars,
         {{ as_of() }} as as_of
