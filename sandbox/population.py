@@ -130,7 +130,9 @@ class People:
                 c = int(pool[min(int(np.searchsorted(cdf, rng.random(), side="right")), pool.size - 1)])
                 tries += 1
             if tries == 200:
-                raise RuntimeError(f"{channel}: too few customers for non-overlapping sessions; raise customers_per_conversation")
+                raise RuntimeError(
+                    f"{channel}: too few customers for non-overlapping sessions; raise customers_per_conversation"
+                )
             out[i] = c
             busy_until[c] = ends[i]
         return out

@@ -194,8 +194,14 @@ class SandboxState:
         closed = frame["closed_at"] <= now
         first_closed = frame["first_closed_at"] <= now
         # reopened only once the reopen has happened (by the clock), not because one will
-        reopened = (frame["reopened_at"] <= now) if "reopened_at" in frame else first_closed & (frame["reopen_count"] > 0)
-        frame["status"] = np.where(closed, "closed", np.where(reopened, "reopened", np.where(first_closed, "closed", "open")))
+        reopened = (
+            (frame["reopened_at"] <= now)
+            if "reopened_at" in frame
+            else first_closed & (frame["reopen_count"] > 0)
+        )
+        frame["status"] = np.where(
+            closed, "closed", np.where(reopened, "reopened", np.where(first_closed, "closed", "open"))
+        )
         # a reopened conversation that is open again shows the first close until it closes again
         frame["closed_at"] = frame["closed_at"].where(closed, frame["first_closed_at"].where(first_closed))
         frame["first_closed_at"] = frame["first_closed_at"].where(first_closed)
