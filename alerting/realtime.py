@@ -28,6 +28,7 @@ import pandas as pd
 import requests
 
 from alerting.engine import Alert
+from alerting.hints import NAMES
 from alerting.rules import Rules
 
 log = logging.getLogger("alerting.realtime")
@@ -40,17 +41,6 @@ NOT_REAL_TIME = {
     "douyin": "Douyin has no chat API: its console export is read hourly, so no real-time rules",
     "pinduoduo": "Pinduoduo has no chat API: its console export is read hourly, so no real-time rules",
     "zendesk": "Zendesk is e-mail (SLA in hours): covered by the interval rules, not the minute rules",
-}
-NAMES = {
-    "wecom": "WeCom",
-    "wechat_oa": "WeChat OA",
-    "taobao": "Taobao",
-    "jd": "JD",
-    "pinduoduo": "Pinduoduo",
-    "douyin": "Douyin",
-    "meiqia": "Meiqia",
-    "sobot": "Sobot",
-    "zendesk": "Zendesk",
 }
 
 

@@ -245,6 +245,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_process_groups(procs, grace_s: float = 30) -> None:
+    """SIGTERM each process's group (Airflow components fork workers), SIGKILL what is
+    still running after `grace_s`."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
 class AirflowStack:
     """api-server + scheduler + dag-processor as child processes (own process groups).
 
@@ -315,18 +333,7 @@ class AirflowStack:
         )
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process_groups(self.procs.values())
         self.procs.clear()
 
     def __enter__(self) -> AirflowStack:

@@ -108,3 +108,21 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
         )
         if i == 0:
             terminalreporter.write_line("  ".join("-" * w for w in widths))
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory):
+    """Every DAG file parsed with this project's Airflow settings (examples off)."""
+    from csw.airflow_env import DAGS_DIR, airflow_env
+
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = airflow_env(8080, base={}, data_root=home)
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW") or k.startswith("CSW_")})
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+
+        yield DagBag(dag_folder=str(DAGS_DIR))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

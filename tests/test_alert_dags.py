@@ -3,26 +3,9 @@ callbacks, writer pool only where the warehouse is read)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from csw.airflow_env import DAGS_DIR, WRITER_POOL, airflow_env
-
-
-@pytest.fixture(scope="module")
-def dagbag(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = airflow_env(8080, base={}, data_root=home)
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW") or k.startswith("CSW_")})
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-
-        yield DagBag(dag_folder=str(DAGS_DIR))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+from csw.airflow_env import WRITER_POOL
 
 
 def test_alerting_dags_import(dagbag):

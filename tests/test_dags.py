@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,21 +25,6 @@ WAREHOUSE_TASKS = {
     ("cs_publish", "publish"),
     ("cs_retention", "apply_retention"),
 }
-
-
-@pytest.fixture(scope="module")
-def dagbag(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = airflow_env(8080, base={}, data_root=home)
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW") or k.startswith("CSW_")})
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-
-        yield DagBag(dag_folder=str(DAGS_DIR))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def test_every_dag_imports_without_errors_or_cycles(dagbag):

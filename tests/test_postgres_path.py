@@ -18,9 +18,7 @@ docker/compose.yaml gives its Airflow services, run through the image's entrypoi
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -33,7 +31,7 @@ import requests
 from pg import SKIP_REASON, PostgresServer, find_pg_bin, free_port
 from test_docker_static import filled_env, raw_compose, resolve, service_env
 
-from csw.airflow_env import AirflowApi
+from csw.airflow_env import AirflowApi, stop_process_groups
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(find_pg_bin() is None, reason=SKIP_REASON)]
 
@@ -147,18 +145,7 @@ class Stack:
         raise AssertionError(f"not healthy after {timeout_s:.0f} s: {last}\n{self.tail('scheduler')}")
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process_groups(self.procs.values())
 
 
 def _async_driver_missing() -> str | None:
